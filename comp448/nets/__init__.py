@@ -33,12 +33,13 @@ _WHERE = {
     "DCAN": "dcan",
     "DeepDistance": "deepdistance",
     "FourierNet": "fouriernet",
-    "SegNetMRI": "segnetmri",
-    "ClassNSeg": "classnseg",
+    "SegNetMRI": "segnetmri", "data_consistency": "segnetmri", "cartesian_mask": "segnetmri",
+    "undersample": "segnetmri", "fft2c": "segnetmri", "ifft2c": "segnetmri",
+    "ClassNSeg": "classnseg", "activation_loss": "classnseg",
     "UNet3D": "unet3d",
-    "VNet": "vnet",
-    "VoxResNet": "voxresnet",
-    "DeepResolve": "deepresolve",
+    "VNet": "vnet", "VNET_CONVS": "vnet",
+    "VoxResNet": "voxresnet", "VoxRes": "voxresnet",
+    "DeepResolve": "deepresolve", "interpolate_slices": "deepresolve", "thick_slices": "deepresolve",
     "AttentionBoostNet": "attentionboost",
 }
 
