@@ -158,6 +158,8 @@ def fourier_series(a, b, a0: float, l, L: float) -> np.ndarray:
     check_number("a0", a0)
     l = _check_1d("l", l)
     check_number("L", L, lo=0.0, lo_open=True)
+    if not (math.isfinite(a0) and math.isfinite(L)):
+        raise ValueError(f"a0 and L must be finite, got a0={a0!r}, L={L!r}")
     n = np.arange(1, a.size + 1, dtype=np.float64)
     theta = 2.0 * np.pi * l[:, None] * n[None, :] / L                      # (len(l), N)
     return a0 + np.cos(theta) @ a + np.sin(theta) @ b
