@@ -190,6 +190,7 @@ class _FCN(nn.Module):
         return x[..., offset:offset + size[0], offset:offset + size[1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.in_channels)
         size = x.shape[-2:]                                   # (H, W)
         f = self.encoder(x)                                   # pool_k: (B, ., ~(H+198)/2^k, ...)
         h = self.drop(torch.relu(self.fc6(f["pool5"])))       # (B, fc, h32, w32), h32 = pool5 - 6
@@ -250,7 +251,7 @@ def load_torchvision_vgg16(model: nn.Module, state_dict=None) -> nn.Module:
     if state_dict is None:
         try:
             import torchvision
-        except ImportError as e:  # pragma: no cover - depends on the environment
+        except ImportError as e:
             raise ImportError("load_torchvision_vgg16(model, None) needs torchvision; "
                               "pass a state_dict with torchvision's VGG-16 keys instead") from e
         state_dict = torchvision.models.vgg16(weights="IMAGENET1K_V1").state_dict()
