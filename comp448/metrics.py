@@ -288,7 +288,7 @@ class _Objects:
 
 
 def object_f1(pred_labels, gt_labels, overlap: float = 0.5) -> float:
-    """GlaS object-level F1 score (Sirinukunwattana et al. 2017, Sec. 3.1 "Detection").
+    """GlaS object-level F1 score (Sirinukunwattana et al. 2017, "detection" criterion).
 
     For each segmented object S_j its ground-truth partner is the GT object it overlaps most. S_j is
     a true positive when it covers at least ``overlap`` of that partner's area,
@@ -321,7 +321,7 @@ def object_f1(pred_labels, gt_labels, overlap: float = 0.5) -> float:
 
 
 def object_dice(pred_labels, gt_labels) -> float:
-    """GlaS object-level Dice (Sirinukunwattana et al. 2017, Eq. 3).
+    """GlaS object-level Dice (Sirinukunwattana et al. 2017, "segmentation" criterion).
 
     ``D_obj(G, S) = 1/2 [ sum_i gamma_i D(G_i, S*(G_i)) + sum_j sigma_j D(G*(S_j), S_j) ]`` with
     ``gamma_i = |G_i| / sum_k |G_k|`` and ``sigma_j = |S_j| / sum_k |S_k|`` (area weights on both
@@ -347,7 +347,7 @@ def object_dice(pred_labels, gt_labels) -> float:
 
 
 def object_hausdorff(pred_labels, gt_labels, spacing=None, surface: bool = False) -> float:
-    """GlaS object-level Hausdorff distance (Sirinukunwattana et al. 2017, Eq. 5).
+    """GlaS object-level Hausdorff distance (Sirinukunwattana et al. 2017, shape criterion).
 
     ``H_obj(G, S) = 1/2 [ sum_i gamma_i H(G_i, S*(G_i)) + sum_j sigma_j H(G*(S_j), S_j) ]`` with the
     area weights and maximal-overlap partners of ``object_dice``. An object that overlaps nothing on
