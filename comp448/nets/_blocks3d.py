@@ -32,17 +32,19 @@ def check_divisible(name: str, x: torch.Tensor, factor: int, why: str) -> None:
     """Raise ValueError unless every spatial size of ``x`` is a positive multiple of ``factor``.
 
     The message names the argument, the offending size and the nearest valid sizes, e.g.
-    ``x: spatial size 30 is not divisible by 16 (= 2^4 down-samplings in V-Net); nearest valid sizes 32``.
+    ``x: spatial size (30, 16, 16) is not divisible by 16 (...); nearest valid sizes: 30 -> 32 (or 16)``.
     """
     spatial = tuple(x.shape[2:])
     bad = [s for s in spatial if s % factor != 0]
     if bad:
-        def nearest(s: int) -> str:
+        def nearest(s: int) -> str:                 # the closer multiple first (ties: the larger)
             lo, hi = (s // factor) * factor, (s // factor + 1) * factor
-            return f"{hi}" if lo == 0 else (f"{lo} or {hi}")
-        hints = ", ".join(f"{s} -> {nearest(s)}" for s in sorted(set(bad)))
+            if lo == 0:
+                return f"{hi}"
+            return f"{hi} (or {lo})" if hi - s <= s - lo else f"{lo} (or {hi})"
+        hints = ", ".join(f"{s} -> {nearest(s)}" for s in dict.fromkeys(bad))
         raise ValueError(f"{name}: spatial size {spatial} is not divisible by {factor} ({why}); "
-                         f"nearest valid sizes: {hints} (pad or crop the input)")
+                         f"nearest valid sizes: {hints}; pad or crop the input")
 
 
 def check_positive_int(name: str, value, lo: int = 1) -> int:

@@ -144,7 +144,7 @@ def test_activation_loss_hand_computed():
 
 
 @pytest.mark.parametrize("bad, exc, word", [
-    (lambda m: m(torch.randn(1, 3, 24, 16)), ValueError, "16 or 32"),           # 24 not divisible by 16
+    (lambda m: m(torch.randn(1, 3, 24, 16)), ValueError, r"24 -> 32 \(or 16\)"),     # 24 not divisible by 16
     (lambda m: m(torch.randn(1, 1, 16, 16)), ValueError, "channel"),
     (lambda m: m(torch.randn(3, 16, 16)), ValueError, "x"),
     (lambda m: m(torch.zeros(1, 3, 16, 16, dtype=torch.long)), TypeError, "floating"),
