@@ -122,6 +122,15 @@ def test_unet_weight_map_truncation_error_bound(tol):
         assert err.max() > 1e-3                           # the truncation is real, so the bound is not vacuous
 
 
+def test_unet_weight_map_truncation_error_bound_3d_anisotropic():
+    lab = touching_labels((12, 40, 40), n=30, seed=8)
+    sp = (2.0, 0.7, 1.0)
+    exact = brute_unet(lab, 10.0, 1.5, (1, 1), spacing=sp)
+    fast = unet_weight_map(lab, sigma=1.5, class_weights=(1, 1), spacing=sp, tol=0.5).astype(np.float64)
+    err = exact - fast
+    assert err.max() < 0.5 + 1e-5 and err.min() > -1e-5 and err.max() > 1e-3
+
+
 def test_unet_weight_map_tol_zero_is_exact():
     lab = touching_labels((32, 32), n=8, seed=6)
     exact = brute_unet(lab, 10.0, 2.0, (1, 1))
