@@ -69,8 +69,8 @@ def check_weight(weight, shape: torch.Size, name: str = "weight") -> torch.Tenso
                          f"got shape {tuple(weight.shape)}")
     if weight.is_floating_point():
         check_finite(name, weight)
-    if weight.numel() and float(weight.min()) < 0:
-        raise ValueError(f"{name} must be non-negative, got minimum {float(weight.min()):g}")
+    if weight.numel() and float(weight.detach().min()) < 0:
+        raise ValueError(f"{name} must be non-negative, got minimum {float(weight.detach().min()):g}")
     return weight
 
 
