@@ -78,17 +78,6 @@ def crop_or_pad_to(x: torch.Tensor, size) -> torch.Tensor:
     return F.pad(x, pad) if any(pad) else x
 
 
-class ConvBNReLU3d(nn.Sequential):
-    """``Conv3d(k, padding=k//2) -> BatchNorm3d -> ReLU``: (B, c_in, D, H, W) -> (B, c_out, D', H', W')."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1):
-        super().__init__(
-            nn.Conv3d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-            nn.BatchNorm3d(c_out),
-            nn.ReLU(inplace=True),
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # A dimension-generic U-Net encoder/decoder (2D for SegNetMRI's blocks, 3D for UNet3D).
 # Same padding everywhere; odd sizes are handled by centre-cropping/zero-padding the up-sampled
