@@ -54,7 +54,7 @@ def contour_map(labels, width: float = 3, mode: str = "thick") -> np.ndarray:
         obj = labels[box] == k
         d_in = ndi.distance_transform_edt(obj)          # on obj: distance to the nearest non-k pixel
         band = obj & (d_in <= width)
-        if not (~obj).any():                            # object fills its whole crop: no border inside the image
+        if not (~obj).any():                            # object fills its crop: no border in the image
             band[:] = False
         if mode == "thick":
             d_out = ndi.distance_transform_edt(~obj)    # off obj: distance to the nearest pixel of k

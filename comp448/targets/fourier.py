@@ -172,7 +172,7 @@ def _largest_object_contour(labels: np.ndarray) -> np.ndarray:
         raise ValueError("mask_or_contour has no foreground object")
     areas = np.bincount(comps.ravel())
     areas[0] = 0
-    obj = np.pad(comps == int(np.argmax(areas)), 1)                        # pad: contours close at the image edge
+    obj = np.pad(comps == int(np.argmax(areas)), 1)                        # pad: closes at image edges
     contours = measure.find_contours(obj.astype(np.float64), 0.5, fully_connected="high")
 
     def enclosed_area(c):   # shoelace

@@ -70,9 +70,9 @@ def border_distances(labels, *, spacing=None, max_distance: float = math.inf):
 
     Each object's d_k is an exact Euclidean distance transform (from the feature transform of
     scipy.ndimage.distance_transform_edt: the nearest pixel of object k) of a crop, the object's
-    bounding box grown by ``max_distance`` on every side. Outside that crop d_k(p) > max_distance, and it is taken as ``inf``. So d1 and d2 are exact wherever they
-    are <= ``max_distance``; wherever the returned value is larger than ``max_distance``, the true
-    value is larger than ``max_distance`` too (the returned values are never below the true ones).
+    bounding box grown by ``max_distance`` on every side. Outside that crop d_k(p) > max_distance,
+    and it is taken as ``inf``. Hence: where the true d1 (d2) is <= ``max_distance`` the returned
+    d1 (d2) is exact; elsewhere the returned value is >= the true one, and both are > max_distance.
     ``max_distance=inf`` (default) gives exact values everywhere (one whole-image EDT per object).
 
     Returns:
@@ -102,7 +102,8 @@ def border_distances(labels, *, spacing=None, max_distance: float = math.inf):
                                         return_indices=True)                  # (ndim, *crop.shape)
         dk = np.zeros(crop.shape, dtype=sq_dtype)                             # d_k^2 on the crop
         for axis, (n, s) in enumerate(zip(crop.shape, spacing)):
-            pos = np.arange(n, dtype=sq_dtype if unit else np.intp).reshape((-1,) + (1,) * (crop.ndim - axis - 1))
+            pos = np.arange(n, dtype=sq_dtype if unit else np.intp)
+            pos = pos.reshape((-1,) + (1,) * (crop.ndim - axis - 1))          # broadcasts along `axis`
             diff = ft[axis] - pos if unit else (ft[axis] - pos) * s             # offset along this axis
             dk += diff * diff
         m1, m2, t = s1[box], s2[box], tmp[box]                                # views: updated in place
