@@ -26,6 +26,11 @@ the extended model **56,450,435**):
   returned as **logits**: apply ``torch.sigmoid`` before an MSE to reproduce the authors' loss, or use
   a BCE on the logits.
 
+A ReLU output head whose pre-activations are all negative gets no gradient (a dead ReLU). At
+the full width this is unlikely; at CPU-sized widths (``base=4..8``) it happens at
+initialisation for some seeds, and the head then never learns. For small models use
+``distance_activation="none"`` (and clamp the prediction at 0).
+
 Any input size ``>= 2**depth`` works: for odd sizes the nearest upsampling goes to the skip's
 exact size (for even sizes this is exactly the x2 of the paper). Width/depth knobs ``base``,
 ``depth``; ``DeepDistance(1, base=4, depth=2)`` trains on a CPU in seconds.
