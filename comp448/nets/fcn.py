@@ -148,6 +148,15 @@ class VGG16Encoder(nn.Module):
 
 
 class _FCN(nn.Module):
+    """Shared code of FCN-32s/16s/8s (see the module docstring).
+
+    Args:
+        in_channels, num_classes: input channels (3) and classes (21, PASCAL VOC).
+        base: first VGG width (64). fc_channels: width of fc6/fc7 (4096).
+        dropout: after fc6 and fc7 (0.5). learnable_upsampling: learn the bilinear-initialised
+            transposed convolutions (True, the paper) or freeze them (False, the reference code).
+        at_once: scale pool4 by 0.01 and pool3 by 1e-4 (reference "at-once" FCN-8s).
+    """
     stride: int = 32  # 32, 16 or 8, set by the subclasses
 
     def __init__(self, in_channels: int = 3, num_classes: int = 21, base: int = 64,

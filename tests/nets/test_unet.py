@@ -117,7 +117,7 @@ def test_he_initialisation():
     m = UNet(1, 2, base=32, depth=1)
     w = m.encoder.blocks[0][2].weight.detach()         # 32 -> 32, fan_in 288
     assert abs(float(w.std()) - (2 / 288) ** 0.5) < 0.05 * (2 / 288) ** 0.5
-    assert float(m.encoder.blocks[0][0].bias.abs().max()) == 0.0
+    assert float(m.encoder.blocks[0][0].bias.detach().abs().max()) == 0.0
 
 
 def test_dropout_at_the_end_of_the_contracting_path():
