@@ -185,7 +185,7 @@ class TrainConfig:
     num_workers: int = 0
     shuffle: bool = True
     drop_last: bool = False
-    input_key: str = "image"
+    input_key: str | tuple = "image"   # a tuple of keys calls model(*[batch[k] for k in keys])
     val_batch_size: int | None = None
     val_every: int = 1
     monitor: str = "auto"            # auto: val_dice (segmentation) / val_loss (regression) / train_loss
@@ -220,6 +220,10 @@ class TrainConfig:
         check_choice("amp", self.amp, AMP_MODES)
         check_choice("channels_last", self.channels_last, (True, False, "auto"))
         check_choice("compile", self.compile, (True, False, "auto"))
+        keys = (self.input_key,) if isinstance(self.input_key, str) else self.input_key
+        if not isinstance(keys, (tuple, list)) or not keys or not all(isinstance(k, str) for k in keys):
+            raise TypeError(f"input_key must be a batch key or a tuple of keys, got {self.input_key!r}")
+        self.input_key = self.input_key if isinstance(self.input_key, str) else tuple(self.input_key)
 
     def replace(self, **changes) -> "TrainConfig":
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -398,21 +402,34 @@ class Trainer:
         dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=self.amp != "none")
 
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        k = self.cfg.input_key
+        return (k,) if isinstance(k, str) else tuple(k)
+
     def to_device(self, batch) -> dict:
         batch = _as_batch(batch)
         out = {}
         for k, v in batch.items():
             if isinstance(v, torch.Tensor):
                 v = v.to(self.device, non_blocking=True)
-                if self.channels_last and k == self.cfg.input_key and v.ndim == self.rank_dims + 2:
+                if (self.channels_last and k in self.input_keys and v.ndim == self.rank_dims + 2
+                        and v.is_floating_point()):
                     v = v.contiguous(memory_format=self.memory_format)
             out[k] = v
         return out
 
-    def forward(self, x: torch.Tensor, model: nn.Module | None = None):
+    def inputs(self, batch: Mapping) -> tuple:
+        """The network's positional inputs from a batch (``cfg.input_key``)."""
+        missing = [k for k in self.input_keys if k not in batch]
+        if missing:
+            raise ValueError(f"input_key {missing} not in the batch (keys: {sorted(batch)})")
+        return tuple(batch[k] for k in self.input_keys)
+
+    def forward(self, *inputs, model: nn.Module | None = None):
         """Network outputs in float32 (autocast inside)."""
         with self.autocast():
-            out = (model or self.train_model)(x)
+            out = (model or self.train_model)(*inputs)
         return _to_float(out)
 
     # ----- one epoch of training
@@ -420,6 +437,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, main = self.cfg, self.dist.is_main
         self.train_sampler.set_epoch(epoch)
+        if hasattr(self.train_loader.dataset, "set_epoch"):   # comp448.data: fresh augmentation per epoch
+            self.train_loader.dataset.set_epoch(epoch)
         self.spec.set_epoch(epoch)
         self.train_model.train()
         sums: dict[str, torch.Tensor] = {}
@@ -431,8 +450,9 @@ class Trainer:
             if step >= self.steps_per_epoch:
                 break
             batch = self.to_device(batch)
-            x = batch[cfg.input_key]                                 # (B/W, C, *spatial)
-            outputs = self.forward(x)
+            inputs = self.inputs(batch)
+            x = inputs[0]                                            # (B/W, C, *spatial)
+            outputs = self.forward(*inputs)
             loss, parts = self.spec(outputs, batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()                       # DDP averages gradients here
@@ -484,9 +504,10 @@ class Trainer:
             if max_batches is not None and i >= max_batches:
                 break
             batch = self.to_device(batch)
-            outputs = self.forward(batch[self.cfg.input_key], self.model)
+            inputs = self.inputs(batch)
+            outputs = self.forward(*inputs, model=self.model)
             loss, _ = self.spec(outputs, batch)
-            b = batch[self.cfg.input_key].shape[0]
+            b = inputs[0].shape[0]
             loss_sum, n = loss_sum + float(loss) * b, n + b
             logits = self.spec.prediction(outputs)
             target = fit_to(batch[self.spec.target], logits, f"target {self.spec.target!r}", self.spec.kind)
@@ -495,7 +516,11 @@ class Trainer:
             if sample is None:
                 probs = torch.sigmoid(logits) if self.spec.kind == "binary" else \
                     torch.softmax(logits, 1) if self.spec.kind == "multiclass" else logits
-                sample = {"image": fit_to(batch[self.cfg.input_key], logits, "image").float().cpu(),
+                try:                                          # the tile the output covers (valid U-Net)
+                    shown = fit_to(inputs[0], logits, "image")
+                except ValueError:                            # e.g. super-resolution: input smaller
+                    shown = inputs[0]
+                sample = {"image": shown.float().cpu(),
                           "target": target.float().cpu(), "prediction": probs.float().cpu()}
         self.model.train(was_training)
         self.val_sample = sample
@@ -529,11 +554,12 @@ class Trainer:
         return {"mse": mse.cpu().tolist(), "psnr": psnr.cpu().tolist()}
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Probabilities (binary/multiclass) or values (regression) of the main output for ``images``."""
+    def predict(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Probabilities (binary/multiclass) or values (regression) of the main output for ``inputs``
+        (the tensors named by ``cfg.input_key``, batched)."""
         self.model.eval()
-        x = self.to_device({self.cfg.input_key: images})[self.cfg.input_key]
-        logits = self.spec.prediction(self.forward(x, self.model))
+        batch = self.to_device(dict(zip(self.input_keys, inputs)))
+        logits = self.spec.prediction(self.forward(*self.inputs(batch), model=self.model))
         if self.spec.kind == "binary":
             return torch.sigmoid(logits)
         return torch.softmax(logits, 1) if self.spec.kind == "multiclass" else logits

@@ -77,18 +77,23 @@ def batch_entry(batch: Mapping[str, torch.Tensor], key: str, what: str) -> torch
 
 
 def fit_to(t: torch.Tensor, like: torch.Tensor, name: str, kind: str = "binary") -> torch.Tensor:
-    """Centre-crop ``t``'s trailing spatial dims to ``like``'s (valid-padding outputs are smaller).
+    """Bring a target to the output ``like`` (B, C, *spatial) it is compared with.
 
-    ``like`` is (B, C, *spatial); ``t`` is (B, 1|C, *spatial) or, for integer labels, (B, *spatial).
+    - ``kind="multiclass"`` and a (B, 1, *spatial) 0/1 mask against C > 1 channels: the mask becomes
+      class indices (B, *spatial) int64 (class 1 = object), the form cross-entropy takes.
+    - A target whose spatial size is larger than the output's (a valid-padding U-Net) is
+      centre-cropped to it; a smaller one is an error.
+    - Targets that are not maps (e.g. FourierNet amplitudes (B, N)) are returned unchanged.
     """
-    spatial = like.shape[2:]
-    if kind == "multiclass" and t.ndim == like.ndim - 1:
+    if kind == "multiclass" and t.ndim == like.ndim and t.shape[1] == 1 and like.shape[1] > 1:
+        t = t[:, 0].round().long() if t.is_floating_point() else t[:, 0].long()
+    if t.ndim == like.ndim:
+        have = t.shape[2:]
+    elif t.ndim == like.ndim - 1 and kind == "multiclass":
         have = t.shape[1:]
     else:
-        if t.ndim != like.ndim:
-            raise ValueError(f"{name} has shape {tuple(t.shape)}, expected {like.ndim} dims like the output "
-                             f"{tuple(like.shape)}")
-        have = t.shape[2:]
+        return t
+    spatial = like.shape[2:]
     if tuple(have) == tuple(spatial):
         return t
     if any(h < s for h, s in zip(have, spatial)):
@@ -239,7 +244,8 @@ class AttentionBoost(LossSpec):
 
     ``stages=None`` uses every ``"stage<k>"`` output in order. ``initial_weight=None`` starts from
     c_1 = 1; a batch key (e.g. ``"weight_map"``) starts from that map. ``renormalize=True`` rescales
-    each c_n to mean 1 per image (AdaBoost renormalises; the paper does not say, so off by default).
+    each c_{n+1} per image to the sum of c_n (AdaBoost renormalises; the paper does not say, so off
+    by default; ``attentionboost_update(normalize=True)``).
     ``predict="last"`` validates the last stage, ``"mean"`` the mean of the stage probabilities.
     ``loss_fn`` must accept ``weight=`` (e.g. ``losses.bce_loss``).
     """
@@ -283,10 +289,8 @@ class AttentionBoost(LossSpec):
             total = total + w * loss_n
             parts[key] = loss_n.detach()
             if n + 1 < len(keys):                      # c_{n+1} = beta_n * c_n
-                c = losses.attentionboost_update(c, torch.sigmoid(logits.detach()), y)
-                if self.renormalize:
-                    dims = tuple(range(1, c.ndim))
-                    c = c / c.mean(dim=dims, keepdim=True).clamp_min(1e-12)
+                c = losses.attentionboost_update(c, torch.sigmoid(logits.detach()), y,
+                                                 normalize=self.renormalize)
         return total, parts
 
     def prediction(self, outputs):
