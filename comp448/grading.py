@@ -1,0 +1,1103 @@
+"""Helpers that nbgrader test cells call: compare a student's function with the reference.
+
+A test cell names the student's function, the reference and the inputs, nothing else::
+
+    grading.check_function(
+        "bce_loss", "comp448.losses.bce_loss",
+        grading.cases(logits=grading.logits(2, 1, 8, 8), target=grading.mask(2, 1, 8, 8),
+                      reduction=grading.each("mean", "sum", "none")),
+        grad="logits")
+
+``check_function`` generates the inputs, calls the student's function and the reference,
+and says in plain words what differs (which input, the largest error, where, expected vs
+got). Types, shapes and dtypes are checked strictly: the output must be exactly a
+``torch.Tensor`` (``type(out) is torch.Tensor``; objects whose ``__eq__`` always says yes and
+tensor subclasses fail), with the reference's shape and dtype, and values within
+``torch.testing.assert_close`` tolerances. With ``grad="logits"`` the gradient of the output
+(times a random cotangent) with respect to that input is compared as well.
+
+The same test cell runs in three modes:
+
+- **direct** (the student's Jupyter, ``nbgrader validate``): everything happens in the
+  student's kernel. A function that *is*, wraps or calls the reference is refused: identity,
+  ``__wrapped__``, ``functools.partial``, closures/defaults/globals that reach a reference
+  function or module, code objects with the reference's bytecode, and tripwires that catch a
+  call of the reference (or of a reloaded / re-imported copy of it) while the check runs.
+  This mode helps students; it cannot stop a student who patches this module in their own
+  kernel.
+- **record** (inside the grading sandbox of ``python -m autograder autograde``, set by the
+  environment variable ``COMP448_GRADING_RECORD``): the reference is not importable there.
+  The student's function is called on inputs drawn from a secret per-student seed and its
+  outputs are appended to the record file. Nothing is compared in the student's process.
+- **verify** (the grader's own process, which never runs student code): the autograder
+  executes the *instructor's* copy of each test cell again; ``check_function`` now draws the
+  same secret inputs, runs the reference and compares with the recorded outputs. This verdict
+  is the only one that scores. See ``autograder/README.md`` for what is and is not protected.
+
+Input generators (``logits``, ``mask``, ``soft``, ``weights``, ``const``, ``labels``,
+``one_hot``) are small frozen specs, so both sides regenerate identical inputs from a seed.
+Generated tensors are passed positionally in the order given; other values as keywords.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import dataclasses
+import functools
+import hashlib
+import importlib
+import inspect
+import itertools
+import json
+import math
+import os
+import sys
+import types
+import contextlib
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from comp448._checks import check_number
+
+__all__ = [
+    "check_function", "cases", "each", "logits", "mask", "soft", "weights", "const", "labels",
+    "one_hot", "Gradient", "Observation", "GradingError", "find_reference_copies",
+    "verify_test_cell", "VerifyResult",
+]
+
+RECORD_ENV = "COMP448_GRADING_RECORD"     # path of the record file (record mode)
+SEED_ENV = "COMP448_GRADING_SEED"         # secret seed (record mode)
+PUBLIC_SEED = "comp448-public"            # seed of the inputs students see (direct mode)
+MAX_ELEMENTS = 1 << 20                    # largest tensor a record may hold
+
+
+class GradingError(AssertionError):
+    """A check failed. The message says what differs, in plain words."""
+
+
+# ----------------------------------------------------------------------------- input specs
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
+
+
+def _shape(shape) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for s in shape:
+        check_number("shape", s, lo=0, integer=True)
+    return tuple(int(s) for s in shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """How to draw one input tensor; ``kind`` picks the recipe, ``params`` its knobs."""
+    kind: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    params: tuple = ()
+
+    def describe(self) -> str:
+        knobs = ", ".join(f"{k}={v!r}" for k, v in self.params)
+        return f"{self.kind}({knobs})" if knobs else self.kind
+
+    def sample(self, gen: torch.Generator) -> torch.Tensor:
+        p = dict(self.params)
+        shape, kind = self.shape, self.kind
+        if kind == "logits":                                  # N(shift, scale^2)
+            x = torch.randn(shape, generator=gen, dtype=torch.float64) * p["scale"] + p["shift"]
+        elif kind == "mask":                                  # 0/1, P(1) = p; chosen images empty/full
+            x = (torch.rand(shape, generator=gen, dtype=torch.float64) < p["p"]).double()
+            for b in p["empty"]:
+                x[b] = 0.0
+            for b in p["full"]:
+                x[b] = 1.0
+        elif kind == "soft":                                  # U[0, 1)
+            x = torch.rand(shape, generator=gen, dtype=torch.float64)
+        elif kind == "weights":                               # U[lo, hi)
+            x = p["lo"] + (p["hi"] - p["lo"]) * torch.rand(shape, generator=gen, dtype=torch.float64)
+        elif kind == "const":
+            x = torch.full(shape, float(p["value"]), dtype=torch.float64)
+        elif kind in ("labels", "one_hot"):                   # classes drawn from the allowed ones
+            n = p["num_classes"]
+            allowed = torch.tensor([c for c in range(n) if c not in p["absent"]])
+            lab_shape = shape if kind == "labels" else (shape[0], *shape[2:])
+            idx = torch.randint(len(allowed), lab_shape, generator=gen)
+            lab = allowed[idx]
+            if kind == "labels":
+                return lab.to(_DTYPES[self.dtype])
+            x = torch.nn.functional.one_hot(lab, n).movedim(-1, 1).double()   # (B, C, *spatial)
+        else:  # pragma: no cover - specs are built by the functions below
+            raise ValueError(f"unknown input kind {kind!r}")
+        return x.to(_DTYPES[self.dtype])
+
+
+def _check_dtype(dtype: str, allowed=("float32", "float64")) -> str:
+    if dtype not in allowed:
+        raise ValueError(f"dtype must be one of {list(allowed)}, got {dtype!r}")
+    return dtype
+
+
+def logits(*shape, scale: float = 3.0, shift: float = 0.0, dtype: str = "float32") -> TensorSpec:
+    """Raw scores ~ N(shift, scale^2). ``scale=60`` gives extreme logits (up to about +-200)."""
+    check_number("scale", scale, lo=0.0)
+    check_number("shift", shift)
+    return TensorSpec("logits", _shape(shape), _check_dtype(dtype), (("scale", scale), ("shift", shift)))
+
+
+def mask(*shape, p: float = 0.3, empty: tuple = (), full: tuple = (), dtype: str = "float32") -> TensorSpec:
+    """A binary 0/1 target with P(1) = p; images listed in ``empty``/``full`` are all 0 / all 1."""
+    check_number("p", p, lo=0.0, hi=1.0)
+    return TensorSpec("mask", _shape(shape), _check_dtype(dtype),
+                      (("p", p), ("empty", tuple(empty)), ("full", tuple(full))))
+
+
+def soft(*shape, dtype: str = "float32") -> TensorSpec:
+    """A soft target, uniform in [0, 1)."""
+    return TensorSpec("soft", _shape(shape), _check_dtype(dtype))
+
+
+def weights(*shape, lo: float = 0.1, hi: float = 5.0, dtype: str = "float32") -> TensorSpec:
+    """A positive per-pixel weight map c_p, uniform in [lo, hi)."""
+    check_number("lo", lo, lo=0.0)
+    check_number("hi", hi, lo=lo)
+    return TensorSpec("weights", _shape(shape), _check_dtype(dtype), (("lo", lo), ("hi", hi)))
+
+
+def const(*shape, value: float, dtype: str = "float32") -> TensorSpec:
+    """A constant tensor (e.g. an all-zero target)."""
+    check_number("value", value)
+    return TensorSpec("const", _shape(shape), _check_dtype(dtype), (("value", value),))
+
+
+def labels(*shape, num_classes: int, absent: tuple = (), dtype: str = "int64") -> TensorSpec:
+    """Integer class labels in [0, num_classes), never any class listed in ``absent``."""
+    check_number("num_classes", num_classes, lo=1, integer=True)
+    if len(set(absent)) >= num_classes:
+        raise ValueError(f"absent must leave at least one of the {num_classes} classes, got {absent!r}")
+    return TensorSpec("labels", _shape(shape), _check_dtype(dtype, ("int64",)),
+                      (("num_classes", int(num_classes)), ("absent", tuple(absent))))
+
+
+def one_hot(*shape, absent: tuple = (), dtype: str = "float32") -> TensorSpec:
+    """A one-hot target of shape (B, C, *spatial); the classes in ``absent`` never occur."""
+    shape = _shape(shape)
+    if len(shape) < 2:
+        raise ValueError(f"shape must be (B, C, *spatial), got {shape}")
+    if len(set(absent)) >= shape[1]:
+        raise ValueError(f"absent must leave at least one of the {shape[1]} classes, got {absent!r}")
+    return TensorSpec("one_hot", shape, _check_dtype(dtype),
+                      (("num_classes", shape[1]), ("absent", tuple(absent))))
+
+
+@dataclasses.dataclass(frozen=True)
+class Each:
+    """A keyword argument that takes each of these values in turn (cartesian product)."""
+    values: tuple
+
+
+def each(*values) -> Each:
+    """Try every value, e.g. ``reduction=grading.each("mean", "sum", "none")``."""
+    if not values:
+        raise ValueError("each() needs at least one value")
+    return Each(tuple(values))
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    index: int
+    total: int
+    args: tuple            # generated tensors, positional, in the order given
+    kwargs: dict           # plain values
+    names: tuple           # names of the positional arguments
+
+    def describe(self) -> str:
+        parts = [f"{n}: {_describe_tensor(a)}" for n, a in zip(self.names, self.args)]
+        parts += [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"input {self.index + 1} of {self.total} ({', '.join(parts)})"
+
+
+def _describe_tensor(t: torch.Tensor) -> str:
+    return f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cases:
+    """Input recipes: tensors from specs (positional), options (keywords), ``repeat`` draws each."""
+    arguments: tuple       # ((name, TensorSpec | Each | value), ...)
+    repeat: int = 1
+
+    @property
+    def key(self) -> str:
+        return repr(self)
+
+    def generate(self, seed: str) -> list[Case]:
+        tensors = [(n, v) for n, v in self.arguments if isinstance(v, TensorSpec)]
+        options = [(n, v) for n, v in self.arguments if not isinstance(v, TensorSpec)]
+        choice_lists = [v.values if isinstance(v, Each) else (v,) for _, v in options]
+        combos = list(itertools.product(*choice_lists))
+        total = len(combos) * self.repeat
+        out = []
+        for i in range(total):
+            combo = combos[i % len(combos)]
+            gen = torch.Generator().manual_seed(_int_seed(seed, self.key, i))
+            args = tuple(spec.sample(gen) for _, spec in tensors)
+            kwargs = {n: c for (n, _), c in zip(options, combo)}
+            out.append(Case(i, total, args, kwargs, tuple(n for n, _ in tensors)))
+        return out
+
+
+def cases(*, repeat: int = 1, **arguments) -> Cases:
+    """Inputs for a check: tensor specs are passed positionally in this order, the rest as keywords.
+
+    ``grading.each(...)`` values are crossed; ``repeat`` draws every combination that many
+    times with different random tensors.
+    """
+    check_number("repeat", repeat, lo=1, integer=True)
+    if not any(isinstance(v, TensorSpec) for v in arguments.values()):
+        raise ValueError("cases() needs at least one tensor spec (e.g. grading.logits(2, 1, 8, 8))")
+    return Cases(tuple(arguments.items()), int(repeat))
+
+
+def _int_seed(*parts: str) -> int:
+    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+# ----------------------------------------------------------------------------- references
+
+@dataclasses.dataclass(frozen=True)
+class Gradient:
+    """The reference's gradient: autograd of ``reference(*args, **kwargs, **fixed)`` summed, w.r.t. ``wrt``.
+
+    E.g. ``Gradient("comp448.losses.focal_loss", wrt="logits", reduction="sum")`` is the
+    elementwise d(focal)/d(logit) that a closed-form gradient function must return.
+    """
+    reference: str
+    wrt: str = "logits"
+    fixed: tuple = ()
+
+    def __init__(self, reference: str, wrt: str = "logits", **fixed):
+        object.__setattr__(self, "reference", reference)
+        object.__setattr__(self, "wrt", wrt)
+        object.__setattr__(self, "fixed", tuple(sorted(fixed.items())))
+
+    def __str__(self) -> str:
+        return f"the autograd gradient of {self.reference} with respect to {self.wrt}"
+
+
+def _reference_name(reference) -> str:
+    return reference.reference if isinstance(reference, Gradient) else reference
+
+
+def _resolve(path: str):
+    """'comp448.losses.bce_loss' or 'torch.Tensor.backward' -> the object (importing as needed)."""
+    if not isinstance(path, str) or "." not in path:
+        raise TypeError(f"reference must be a dotted name like 'comp448.losses.bce_loss', got {path!r}")
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError as exc:
+            error = exc
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+            return obj
+        except AttributeError as exc:
+            error = exc
+            break
+    raise GradingError(f"the reference {path} is not available here ({error}). The tests compare "
+                       f"with the comp448 package: install it (pip install comp448) and restart "
+                       f"the kernel.")
+
+
+# torch's own losses: using them instead of writing the formula is not accepted
+TORCH_LOSSES = ("torch.nn.functional.binary_cross_entropy", "torch.nn.functional.binary_cross_entropy_with_logits",
+                "torch.nn.BCELoss", "torch.nn.BCEWithLogitsLoss", "torch.nn.functional.cross_entropy",
+                "torch.nn.functional.nll_loss")
+# autograd: a closed-form gradient must not be computed by autograd
+AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward", "torch.func.grad",
+            "torch.func.vjp", "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian")
+
+
+def reference_module(reference) -> str:
+    """The comp448 subpackage that holds a reference ('comp448.losses' for 'comp448.losses.bce_loss')."""
+    parts = _reference_name(reference).split(".")
+    return ".".join(parts[:2]) if parts[0] == "comp448" and len(parts) > 2 else parts[0]
+
+
+def _call_reference(reference, case: Case):
+    if isinstance(reference, Gradient):
+        fn = _resolve(reference.reference)
+        args = [a.detach().clone() for a in case.args]
+        if reference.wrt not in case.names:
+            raise GradingError(f"Gradient(wrt={reference.wrt!r}) names no generated input "
+                               f"(inputs: {', '.join(case.names)})")
+        i = case.names.index(reference.wrt)
+        args[i].requires_grad_(True)
+        out = fn(*args, **case.kwargs, **dict(reference.fixed))
+        (g,) = torch.autograd.grad(out.sum(), args[i])
+        return g
+    return _resolve(reference)(*[a.clone() for a in case.args], **case.kwargs)
+
+
+# ----------------------------------------------------------------------------- observations
+
+@dataclasses.dataclass
+class Observation:
+    """What a function returned on one input, in a form that can cross a process boundary.
+
+    ``kind`` is "tensor", "other" (not a tensor), "error" (it raised), "missing" (no such
+    function) or "refused" (it is or calls the reference). ``values`` are float64.
+    """
+    kind: str
+    type: str = ""
+    dtype: str = ""
+    shape: tuple = ()
+    values: torch.Tensor | None = None
+    message: str = ""
+    grad: "Observation | None" = None
+
+    def to_json(self) -> dict:
+        d = {"kind": self.kind, "type": self.type, "dtype": self.dtype, "shape": list(self.shape),
+             "message": self.message[:2000]}
+        if self.values is not None:
+            d["data"] = base64.b64encode(self.values.contiguous().numpy().tobytes()).decode()
+        if self.grad is not None:
+            d["grad"] = self.grad.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d, depth: int = 0) -> "Observation":
+        """Parse untrusted JSON strictly (raises ValueError on anything unexpected)."""
+        if not isinstance(d, dict) or depth > 1:
+            raise ValueError("observation must be an object")
+        kind = d.get("kind")
+        if kind not in ("tensor", "other", "error", "missing", "refused"):
+            raise ValueError(f"bad kind {kind!r}")
+        shape = d.get("shape", [])
+        if (not isinstance(shape, list) or len(shape) > 8
+                or not all(isinstance(s, int) and 0 <= s <= MAX_ELEMENTS for s in shape)):
+            raise ValueError("bad shape")
+        strings = [d.get(k, "") for k in ("type", "dtype", "message")]
+        if not all(isinstance(s, str) and len(s) <= 4000 for s in strings):
+            raise ValueError("bad strings")
+        values = None
+        if kind == "tensor":
+            n = math.prod(shape)
+            if n > MAX_ELEMENTS:
+                raise ValueError("tensor too large")
+            raw = base64.b64decode(d.get("data", ""), validate=True)
+            if len(raw) != 8 * n:
+                raise ValueError("data does not match the shape")
+            values = torch.frombuffer(bytearray(raw), dtype=torch.float64).reshape(shape) if n else \
+                torch.zeros(shape, dtype=torch.float64)
+        grad = cls.from_json(d["grad"], depth + 1) if d.get("grad") is not None else None
+        return cls(kind, strings[0], strings[1], tuple(shape), values, strings[2], grad)
+
+
+def _qualname(tp: type) -> str:
+    return f"{tp.__module__}.{tp.__qualname__}" if tp.__module__ != "builtins" else tp.__qualname__
+
+
+def observe(out) -> Observation:
+    """Turn a returned value into an Observation (strict: exactly torch.Tensor)."""
+    tp = type(out)
+    if tp is not torch.Tensor:
+        return Observation("other", _qualname(tp), message=_short_repr(out))
+    if out.numel() > MAX_ELEMENTS:
+        return Observation("other", "torch.Tensor", str(out.dtype), tuple(out.shape),
+                           message=f"a tensor with {out.numel()} elements (too large to compare)")
+    vals = out.detach().cpu()
+    vals = vals.real if vals.is_complex() else vals
+    return Observation("tensor", "torch.Tensor", str(out.dtype), tuple(out.shape), vals.to(torch.float64))
+
+
+def _short_repr(x) -> str:
+    try:
+        r = object.__repr__(x) if not isinstance(x, (int, float, str, tuple, list, dict)) else repr(x)
+    except Exception:  # noqa: BLE001 - anything a student returns
+        r = "<unprintable>"
+    return r if len(r) <= 200 else r[:200] + "..."
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, NotImplementedError):
+        text += " (not written yet?)"
+    return text if len(text) <= 1000 else text[:1000] + "..."
+
+
+def _evaluate(fn, case: Case, grad: str | None, cotangent_seed: str, pause=None) -> Observation:
+    """Call the student's function on fresh copies of the inputs; observe output and gradient.
+
+    ``pause`` (from ``tripwires``) switches the forbidden-call watch off while the grader
+    itself runs autograd on the output.
+    """
+    args = [a.clone() for a in case.args]
+    if grad is not None:
+        args[case.names.index(grad)].requires_grad_(True)
+    before = [a.detach().clone() for a in args]
+    try:
+        out = fn(*args, **dict(case.kwargs))
+    except Exception as exc:  # noqa: BLE001 - report whatever the student's code raised
+        return Observation("error", message=_error_text(exc))
+    with (pause() if pause is not None else contextlib.nullcontext()):
+        return _observe_call(out, args, before, case, grad, cotangent_seed)
+
+
+def _observe_call(out, args, before, case: Case, grad, cotangent_seed) -> Observation:
+    obs = observe(out)
+    for name, a, b in zip(case.names, args, before):
+        if not torch.equal(a.detach(), b):
+            return Observation("error", message=f"it changed its input {name} in place; a loss must "
+                                                f"leave its inputs untouched (work on a copy)")
+    if grad is not None and obs.kind == "tensor":
+        x = args[case.names.index(grad)]
+        if not out.requires_grad:
+            obs.grad = Observation("error", message=f"the output does not depend on {grad} through "
+                                                    f"autograd (no gradient flows back)")
+        else:
+            try:
+                (g,) = torch.autograd.grad(out, x, _cotangent(out, cotangent_seed), allow_unused=True)
+                obs.grad = observe(g) if g is not None else Observation(
+                    "error", message=f"the output does not depend on {grad}")
+            except Exception as exc:  # noqa: BLE001
+                obs.grad = Observation("error", message=_error_text(exc))
+    return obs
+
+
+def _cotangent(like: torch.Tensor, seed: str) -> torch.Tensor:
+    """A random weighting of the outputs, so that every output element's gradient counts."""
+    if like.ndim == 0:
+        return torch.ones((), dtype=like.dtype)
+    gen = torch.Generator().manual_seed(_int_seed(seed, "cotangent", tuple(like.shape)))
+    return (torch.rand(like.shape, generator=gen, dtype=torch.float64) + 0.5).to(like.dtype)
+
+
+# ----------------------------------------------------------------------------- comparison
+
+def _tolerance(dtype: str, rtol, atol) -> tuple[float, float]:
+    default = (1e-6, 1e-8) if dtype == "torch.float64" else (1e-4, 1e-5)
+    return (default[0] if rtol is None else rtol, default[1] if atol is None else atol)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def compare(got: Observation, expected: torch.Tensor, *, what: str, rtol=None, atol=None) -> str | None:
+    """Return None if ``got`` matches ``expected`` strictly, else a plain-words explanation."""
+    exp_type = type(expected)
+    if got.kind == "error":
+        return f"{what} raised {got.message}"
+    if got.kind == "refused":
+        return got.message
+    if got.kind == "missing":
+        return got.message
+    if got.kind == "other" or got.type != "torch.Tensor":
+        return (f"{what} returned {got.type or 'something'} ({got.message}), expected exactly a "
+                f"torch.Tensor (type(out) is torch.Tensor; subclasses and look-alikes do not count)")
+    if exp_type is not torch.Tensor:  # pragma: no cover - references return tensors
+        raise TypeError(f"the reference returned {exp_type}")
+    if tuple(got.shape) != tuple(expected.shape):
+        hint = ""
+        if expected.ndim == 0:
+            hint = " (the reference reduces to a single number here)"
+        elif len(got.shape) == 0:
+            hint = " (the reference does not reduce here)"
+        return f"{what} has shape {tuple(got.shape)} but the reference gives shape {tuple(expected.shape)}{hint}"
+    if got.dtype != str(expected.dtype):
+        return (f"{what} has dtype {got.dtype} but the reference gives {expected.dtype} "
+                f"(keep the dtype of the inputs)")
+    rtol, atol = _tolerance(got.dtype, rtol, atol)
+    exp = expected.detach().to(torch.float64)
+    try:
+        torch.testing.assert_close(got.values, exp, rtol=rtol, atol=atol, equal_nan=False)
+        return None
+    except AssertionError:
+        pass
+    bad_nan = torch.isnan(got.values) & ~torch.isnan(exp)
+    diff = (got.values - exp).abs()
+    diff = torch.where(torch.isnan(diff) | torch.isinf(diff), torch.full_like(diff, math.inf), diff)
+    bad = ~torch.isclose(got.values, exp, rtol=rtol, atol=atol)
+    flat = int(torch.argmax(diff.reshape(-1))) if diff.numel() else 0
+    where = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), exp.shape)) if exp.ndim else ()
+    e, g = float(exp.reshape(-1)[flat]), float(got.values.reshape(-1)[flat])
+    at = f" at index {where}" if exp.ndim else ""
+    count = f"{int(bad.sum())} of {exp.numel()} values differ; " if exp.ndim else ""
+    nan = " It contains NaN where the reference is finite (a log of 0, or 0/0?)." if bool(bad_nan.any()) else ""
+    return (f"{what} does not match: {count}the largest difference is {_fmt(abs(g - e))}{at}: "
+            f"expected {_fmt(e)}, got {_fmt(g)} (tolerance rtol={rtol:g}, atol={atol:g}).{nan}")
+
+
+# ----------------------------------------------------------------------------- refusing the reference
+
+def _reference_modules(names) -> list[types.ModuleType]:
+    mods = []
+    for name in sorted(set(names)):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        mods.append(mod)
+        if hasattr(mod, "__path__"):                          # a package: import its submodules
+            import pkgutil
+            for info in pkgutil.walk_packages(mod.__path__, name + "."):
+                try:
+                    mods.append(importlib.import_module(info.name))
+                except Exception:  # noqa: BLE001 - a broken submodule is not ours to judge
+                    pass
+    return mods
+
+
+def _module_functions(mod: types.ModuleType):
+    """Python functions defined in ``mod`` (module level and inside its classes)."""
+    for obj in list(vars(mod).values()):
+        if isinstance(obj, types.FunctionType) and obj.__module__ == mod.__name__:
+            yield obj
+        elif isinstance(obj, type) and obj.__module__ == mod.__name__:
+            for attr in vars(obj).values():
+                fn = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
+                if isinstance(fn, types.FunctionType):
+                    yield fn
+
+
+def _code_objects(code: types.CodeType):
+    yield code
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _code_objects(c)
+
+
+def _code_fingerprint(code: types.CodeType) -> str | None:
+    """Bytecode + constants + names, independent of file, line numbers and function name.
+
+    Tiny code objects (e.g. a one-line lambda) are ignored: two people can write them alike.
+    """
+    if len(code.co_code) < 48:
+        return None
+    consts = tuple("<code>" if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts)
+    return hashlib.sha256(repr((code.co_code, consts, code.co_names)).encode()).hexdigest()
+
+
+class _ReferenceIndex:
+    """Everything that identifies the reference: its functions, modules, files and bytecode."""
+
+    def __init__(self, module_names):
+        self.module_names = sorted(set(module_names))
+        self.modules = _reference_modules(self.module_names)
+        self.functions: dict[int, tuple[types.FunctionType, str]] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.files = set()
+        for mod in self.modules:
+            if getattr(mod, "__file__", None):
+                self.files.add(os.path.realpath(mod.__file__))
+            for fn in _module_functions(mod):
+                name = f"{mod.__name__}.{fn.__qualname__}"
+                self.functions[id(fn)] = (fn, name)
+                for c in _code_objects(fn.__code__):
+                    fp = _code_fingerprint(c)
+                    if fp:
+                        self.fingerprints.setdefault(fp, name)
+
+    def is_reference_module(self, mod) -> bool:
+        return any(mod.__name__ == m or mod.__name__.startswith(m + ".") for m in self.module_names)
+
+    def leaf_names(self) -> set[str]:
+        return {m.rsplit(".", 1)[-1] for m in self.module_names}
+
+
+def _names_in(code: types.CodeType) -> set[str]:
+    names = set()
+    for c in _code_objects(code):
+        names.update(c.co_names)
+    return names
+
+
+def refusal(fn, index: _ReferenceIndex) -> str | None:
+    """Why ``fn`` is (or reaches) the reference, or None. Walks wrappers, closures and globals."""
+    seen: set[int] = set()
+    stack = [(fn, "the function")]
+    while stack and len(seen) < 5000:
+        obj, path = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if id(obj) in index.functions:
+            return f"{path} is the reference {index.functions[id(obj)][1]}"
+        if isinstance(obj, types.ModuleType):
+            if index.is_reference_module(obj):
+                return f"{path} uses the reference module {obj.__name__}"
+            continue
+        if isinstance(obj, (functools.partial, functools.partialmethod)):
+            stack.append((obj.func, f"{path} (a functools.partial of it)"))
+            stack.extend((v, f"{path} (a partial argument)") for v in (*obj.args, *obj.keywords.values()))
+            continue
+        if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
+            stack.append((obj.__func__, path))
+            continue
+        wrapped = inspect.getattr_static(obj, "__wrapped__", None) if not isinstance(obj, type) else None
+        if wrapped is not None:
+            stack.append((wrapped, f"{path} (through __wrapped__)"))
+        if isinstance(obj, types.FunctionType):
+            for c in _code_objects(obj.__code__):
+                fp = _code_fingerprint(c)
+                if fp in index.fingerprints:
+                    return (f"{path} has the same bytecode as the reference {index.fingerprints[fp]} "
+                            f"(a copy of the reference code)")
+            for cell in obj.__closure__ or ():
+                try:
+                    stack.append((cell.cell_contents, f"{path} (a closure variable)"))
+                except ValueError:
+                    pass
+            stack.extend((d, f"{path} (a default argument)")
+                         for d in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()))
+            names = _names_in(obj.__code__)
+            for name in names:
+                if name in obj.__globals__:
+                    val = obj.__globals__[name]
+                    if (isinstance(val, types.ModuleType) and val.__name__ == "comp448"
+                            and names & index.leaf_names()):
+                        return f"{path} reaches the reference through comp448.{sorted(names & index.leaf_names())[0]}"
+                    if isinstance(val, (types.FunctionType, types.ModuleType, functools.partial, type,
+                                        types.MethodType, list, tuple, dict)) or callable(val):
+                        stack.append((val, f"{name} (used by {path})" if path == "the function" else
+                                      f"{name} (used by {path})"))
+            continue
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend((v, path) for v in list(obj)[:100])
+            continue
+        if isinstance(obj, dict):
+            stack.extend((v, path) for v in list(obj.values())[:100])
+            continue
+        if isinstance(obj, type):
+            if obj.__module__.startswith("comp448.") and any(
+                    obj.__module__ == m or obj.__module__.startswith(m + ".") for m in index.module_names):
+                return f"{path} is the reference class {obj.__module__}.{obj.__qualname__}"
+            if obj.__module__ in ("__main__", "builtins") or obj.__module__.startswith("__"):
+                stack.extend((v, path) for v in vars(obj).values())
+            continue
+        call = getattr(type(obj), "__call__", None)
+        if call is not None and type(obj).__module__ not in ("builtins",) and not isinstance(obj, torch.nn.Module):
+            stack.append((call, f"{path} (its __call__)"))
+    return None
+
+
+class _Watch:
+    """What ``tripwires`` saw; ``paused()`` hides the grader's own work from the profile hook."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.paused_depth = 0
+
+    @contextmanager
+    def paused(self):
+        self.paused_depth += 1
+        try:
+            yield
+        finally:
+            self.paused_depth -= 1
+
+
+_TRIP_SOURCE = "def _tripwire(*args, **kwargs):\n    return __comp448_tripwire__({key!r}, args, kwargs)\n"
+
+
+@contextmanager
+def tripwires(index: _ReferenceIndex, forbidden=()):
+    """While active, any call of a reference function (however it was obtained) is recorded.
+
+    Each reference function's ``__code__`` is swapped for a stub that records the call and
+    then runs the original, and a profile hook catches reloaded or re-imported copies (same
+    file or same bytecode) and ``forbidden`` functions. Yields the list of calls seen.
+    """
+    watch = _Watch()
+    calls = watch.calls
+    originals: dict[str, tuple[types.FunctionType, types.FunctionType]] = {}
+    swapped = []
+    forbidden_codes = {}
+    for path in forbidden:
+        try:
+            obj = _resolve(path)
+        except GradingError:
+            continue
+        code = getattr(obj, "__code__", None)
+        if code is not None:
+            forbidden_codes[code] = path
+
+    def trip(key, args, kwargs):
+        fn, name = originals[key]
+        calls.append(name)
+        return fn(*args, **kwargs)
+
+    for fid, (fn, name) in index.functions.items():
+        if fn.__code__.co_freevars:
+            continue
+        key = str(fid)
+        copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        copy.__kwdefaults__ = fn.__kwdefaults__
+        originals[key] = (copy, name)
+        ns: dict = {}
+        exec(compile(_TRIP_SOURCE.format(key=key), "<comp448 tripwire>", "exec"), ns)
+        stub = ns["_tripwire"].__code__
+        try:
+            saved = fn.__code__
+            fn.__code__ = stub
+        except ValueError:
+            continue
+        fn.__globals__["__comp448_tripwire__"] = trip
+        swapped.append((fn, saved))
+    own = {c for fn, saved in swapped for c in _code_objects(saved)}
+    cache: dict[int, str | None] = {}
+
+    def profile(frame, event, arg):
+        if event != "call" or watch.paused_depth:
+            return
+        code = frame.f_code
+        if code in forbidden_codes:
+            calls.append(f"{forbidden_codes[code]} (not allowed in this exercise)")
+            return
+        if id(code) not in cache:
+            hit = None
+            if code not in own:
+                if os.path.realpath(code.co_filename) in index.files:
+                    hit = f"a re-imported copy of the reference ({code.co_name} from {code.co_filename})"
+                else:
+                    fp = _code_fingerprint(code)
+                    if fp in index.fingerprints:
+                        hit = f"a copy of the reference {index.fingerprints[fp]}"
+            cache[id(code)] = hit
+        if cache[id(code)]:
+            calls.append(cache[id(code)])
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield watch
+    finally:
+        tampered = sys.getprofile() is not profile
+        sys.setprofile(previous)
+        for fn, saved in swapped:
+            fn.__code__ = saved
+            fn.__globals__.pop("__comp448_tripwire__", None)
+        if tampered:
+            calls.append("the profiler that watches for calls of the reference was switched off")
+
+
+# ----------------------------------------------------------------------------- the check
+
+_VERIFY: "VerifyContext | None" = None
+
+
+def check_function(name: str, reference, cases: Cases, *, grad: str | None = None,
+                   rtol: float | None = None, atol: float | None = None, forbid: tuple = (),
+                   namespace: dict | None = None) -> None:
+    """Compare the student's function ``name`` with ``reference`` on ``cases``; raise GradingError if they differ.
+
+    Args:
+        name: the name of the student's function in the notebook (a string, so that the grader
+            can run this test cell without the student's code).
+        reference: dotted name of the reference ('comp448.losses.bce_loss') or a ``Gradient``.
+        cases: from ``grading.cases(...)``.
+        grad: name of a generated input; also compare d(sum(out * v))/d(input) for a random v.
+        rtol, atol: tolerances (default 1e-4/1e-5 for float32 outputs, 1e-6/1e-8 for float64).
+        forbid: dotted names of functions the student must not call (e.g. torch's own BCE).
+        namespace: where to look ``name`` up (default: the globals of the calling cell).
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"name must be the name of the student's function as a string, got {name!r}")
+    if not isinstance(cases, Cases):
+        raise TypeError(f"cases must come from grading.cases(...), got {type(cases).__name__}")
+    if not isinstance(reference, (str, Gradient)):
+        raise TypeError(f"reference must be a dotted name or grading.Gradient, got {type(reference).__name__}")
+    if grad is not None and grad not in dict(cases.arguments):
+        raise ValueError(f"grad must name one of the generated inputs {[n for n, _ in cases.arguments]}, got {grad!r}")
+    key = check_key(name, reference, cases, grad)
+    if _VERIFY is not None:
+        return _VERIFY.check(key, name, reference, cases, grad, rtol, atol, forbid)
+    ns = namespace if namespace is not None else sys._getframe(1).f_globals
+    if os.environ.get(RECORD_ENV):
+        return _record(key, name, cases, grad, ns)
+    return _direct(key, name, reference, cases, grad, rtol, atol, forbid, ns)
+
+
+def check_key(name, reference, cases: Cases, grad) -> str:
+    ref = repr(reference) if isinstance(reference, Gradient) else str(reference)
+    return hashlib.sha256(f"{name}|{ref}|{cases.key}|{grad}".encode()).hexdigest()[:32]
+
+
+def _lookup(name: str, ns: dict):
+    fn = ns.get(name)
+    if fn is None:
+        return None, Observation("missing", message=(
+            f"{name} is not defined: run the cell where you define it, and keep the name {name}"))
+    if not callable(fn):
+        return None, Observation("missing", message=f"{name} is a {type(fn).__name__}, not a function")
+    return fn, None
+
+
+def _direct(key, name, reference, cases, grad, rtol, atol, forbid, ns) -> None:
+    fn, missing = _lookup(name, ns)
+    if missing is not None:
+        raise GradingError(missing.message)
+    index = _ReferenceIndex([reference_module(reference)])
+    why = refusal(fn, index)
+    if why:
+        raise GradingError(f"{name} is refused: {why}. Write your own implementation; the reference "
+                           f"is not available when your notebook is graded.")
+    ref_name = _reference_name(reference)
+    generated = cases.generate(PUBLIC_SEED)
+    for case in generated:
+        expected = _call_reference(reference, case)
+        exp_grad = _reference_grad(reference, case, grad, expected, PUBLIC_SEED) if grad else None
+        with tripwires(index, forbid) as watch:
+            got = _evaluate(fn, case, grad, PUBLIC_SEED, pause=watch.paused)
+        if watch.calls:
+            raise GradingError(f"{name} calls {watch.calls[0]} (detected while the test ran). Write your own "
+                               f"implementation; the reference is not available when your notebook is graded.")
+        _raise_if_different(name, ref_name, reference, case, got, expected, exp_grad, grad, rtol, atol)
+    print(f"✓ {name} matches {reference if isinstance(reference, Gradient) else ref_name} "
+          f"on {len(generated)} input{'s' * (len(generated) != 1)}" + (f" (values and gradient)" if grad else ""))
+
+
+def _reference_grad(reference, case: Case, grad: str, expected: torch.Tensor, seed: str) -> torch.Tensor:
+    args = [a.clone() for a in case.args]
+    i = case.names.index(grad)
+    args[i].requires_grad_(True)
+    if isinstance(reference, Gradient):
+        raise GradingError("grad= cannot be combined with a Gradient reference")
+    out = _resolve(reference)(*args, **case.kwargs)
+    (g,) = torch.autograd.grad(out, args[i], _cotangent(out, seed))
+    return g
+
+
+def _raise_if_different(name, ref_name, reference, case, got, expected, exp_grad, grad, rtol, atol):
+    what = f"{name} on {case.describe()}"
+    why = compare(got, expected, what=what, rtol=rtol, atol=atol)
+    if why is None and grad is not None:
+        if got.grad is None:
+            why = f"{what}: no gradient was recorded"
+        else:
+            why = compare(got.grad, exp_grad, what=f"the gradient of {name} with respect to {grad} on "
+                                                     f"{case.describe()}", rtol=rtol, atol=atol)
+    if why:
+        target = str(reference) if isinstance(reference, Gradient) else ref_name
+        raise GradingError(f"{why}\n(compared with {target})")
+
+
+def _record(key, name, cases, grad, ns) -> None:
+    """Record mode: evaluate on secret inputs and append the observations to the record file."""
+    path, seed = os.environ[RECORD_ENV], os.environ.get(SEED_ENV, "")
+    fn, missing = _lookup(name, ns)
+    generated = cases.generate(seed)
+    observations = []
+    for case in generated:
+        obs = missing if fn is None else _evaluate(fn, case, grad, seed)
+        observations.append(obs.to_json())
+    line = json.dumps({"key": key, "name": name, "observations": observations})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    print(f"{name}: {len(generated)} outputs recorded for the grader")
+
+
+# ----------------------------------------------------------------------------- verify mode (the grader)
+
+@dataclasses.dataclass
+class VerifyContext:
+    records: dict            # key -> list[Observation | None]
+    seed: str
+    copies: dict             # student function name -> why it is refused (static analysis)
+    checks: list = dataclasses.field(default_factory=list)
+
+    def check(self, key, name, reference, cases, grad, rtol, atol, forbid) -> None:
+        self.checks.append(name)
+        ref_name = _reference_name(reference)
+        if name in self.copies:
+            raise GradingError(f"{name} is refused: {self.copies[name]}.")
+        for path in forbid:
+            leaf = path.rsplit(".", 1)[-1]
+            if leaf in self.copies.get("__names__", {}).get(name, ()):
+                raise GradingError(f"{name} uses {path} (directly or through a helper), which is not "
+                                   f"allowed in this exercise.")
+        for ref_fn, why in self.copies.get("__copied__", {}).items():
+            if ref_fn == ref_name or ref_fn.startswith(ref_name + "."):
+                raise GradingError(f"{name} is refused: your notebook contains {why}.")
+        observed = self.records.get(key)
+        generated = cases.generate(self.seed)
+        if observed is None:
+            raise GradingError(f"this test did not run in your notebook, so {name} could not be "
+                               f"checked (a cell before it stopped the kernel, ran out of time, or the "
+                               f"test cell was changed)")
+        for case in generated:
+            got = observed[case.index] if case.index < len(observed) else None
+            if got is None:
+                raise GradingError(f"no output of {name} was recorded for {case.describe()}")
+            if got.kind == "missing":
+                raise GradingError(got.message)
+            expected = _call_reference(reference, case)
+            exp_grad = _reference_grad(reference, case, grad, expected, self.seed) if grad else None
+            _raise_if_different(name, ref_name, reference, case, got, expected, exp_grad, grad, rtol, atol)
+        print(f"✓ {name}: {len(generated)} secret input{'s match' if len(generated) != 1 else ' matches'} "
+              f"{reference if isinstance(reference, Gradient) else ref_name}"
+              + (" (values and gradient)" if grad else ""))
+
+
+def parse_records(lines, max_lines: int = 10000) -> dict:
+    """Untrusted record lines -> {key: [Observation | None]}; malformed lines are skipped."""
+    records: dict = {}
+    for line in list(lines)[:max_lines]:
+        try:
+            d = json.loads(line)
+            key, obs = d["key"], d["observations"]
+            if not isinstance(key, str) or len(key) > 64 or not isinstance(obs, list) or len(obs) > 1000:
+                continue
+            parsed = []
+            for o in obs:
+                try:
+                    parsed.append(Observation.from_json(o))
+                except (ValueError, TypeError, KeyError):
+                    parsed.append(None)
+            records[key] = parsed
+        except (ValueError, TypeError, KeyError):
+            continue
+    return records
+
+
+@dataclasses.dataclass
+class VerifyResult:
+    passed: bool
+    text: str                  # what the student sees in the feedback for this test cell
+    authoring_error: bool = False
+
+
+def verify_test_cell(source: str, context: VerifyContext, *, cell_name: str = "test cell") -> VerifyResult:
+    """Run the instructor's test-cell ``source`` in verify mode (no student code involved)."""
+    import contextlib
+    import io
+    global _VERIFY
+    buf = io.StringIO()
+    context.checks = []
+    ns = {"__name__": "__comp448_verify__", "grading": sys.modules[__name__], "torch": torch}
+    _VERIFY = context
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compile(_strip_magics(source), f"<{cell_name}>", "exec"), ns)
+    except GradingError as exc:
+        return VerifyResult(False, buf.getvalue() + str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken test cell is the instructor's problem
+        return VerifyResult(False, f"the grader could not run this test cell ({_error_text(exc)}); "
+                                   f"your instructor has been told", authoring_error=True)
+    finally:
+        _VERIFY = None
+    if not context.checks:
+        return VerifyResult(False, "this test cell holds no grading.check_function call, so the grader "
+                                   "cannot verify it; your instructor has been told", authoring_error=True)
+    return VerifyResult(True, buf.getvalue())
+
+
+def _strip_magics(source: str) -> str:
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+# ----------------------------------------------------------------------------- static analysis (the grader)
+
+def find_reference_copies(sources: list[str], module_names) -> dict:
+    """Static check of the student's code cells: which top-level functions copy the reference.
+
+    The sources are compiled, never executed. A function is refused when one of its code
+    objects has the bytecode of a reference function, or when it reaches such a function, or
+    a reference module, through the global names it uses. Returns {function name: why} plus
+    "__names__": {function name: every global/attribute name it reaches} for ``forbid``.
+    """
+    index = _ReferenceIndex(module_names)
+    leafs = {m.rsplit(".", 1)[-1] for m in index.module_names}
+    defs: dict[str, types.CodeType] = {}
+    aliases: dict[str, str] = {}
+    imports_ref: set[str] = set()
+    all_names: set[str] = set()
+    copied: dict[str, str] = {}                       # public reference name -> what was copied
+    for src in sources:
+        try:
+            text = _to_python(src)
+            tree = ast.parse(text)
+            code = compile(tree, "<student>", "exec")
+        except (SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mod = getattr(node, "module", None) or ""
+                for alias in node.names:
+                    full = f"{mod}.{alias.name}" if mod else alias.name
+                    if any(full == m or full.startswith(m + ".") for m in index.module_names) or (
+                            mod == "comp448" and alias.name in leafs):
+                        imports_ref.add((alias.asname or alias.name).split(".")[0])
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        aliases[t.id] = node.value.id
+        all_names |= _names_in(code)
+        for c in _code_objects(code):
+            fp = _code_fingerprint(c)
+            if fp in index.fingerprints:
+                copied[_public_name(index.fingerprints[fp])] = (
+                    f"a copy of the reference code of {index.fingerprints[fp]} (in {c.co_name})")
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType):
+                defs[c.co_name] = c
+    direct: dict[str, str] = {}
+    for fname, code in defs.items():
+        for c in _code_objects(code):
+            fp = _code_fingerprint(c)
+            if fp in index.fingerprints:
+                direct[fname] = f"it has the same bytecode as the reference {index.fingerprints[fp]} (a copy)"
+                break
+    reach: dict[str, set[str]] = {}
+    for fname, code in defs.items():
+        seen, todo = set(), [fname]
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            n2 = aliases.get(n, n)
+            if n2 in defs:
+                todo.extend(_names_in(defs[n2]))
+            elif n2 != n:
+                todo.append(n2)
+        reach[fname] = seen
+    out: dict = {}
+    for fname, names in reach.items():
+        for n in sorted(names):
+            if n in direct:
+                out[fname] = direct[n] if n == fname else f"it calls {n}, and {direct[n]}"
+                break
+            if n in imports_ref:
+                out[fname] = f"it uses {n}, imported from the reference"
+                break
+    for alias, target in aliases.items():
+        if target in out and alias not in out:
+            out[alias] = out[target]
+    out["__all_names__"] = all_names
+    out["__copied__"] = copied
+    out["__names__"] = {f: names for f, names in reach.items()}
+    for alias, target in aliases.items():
+        if target in reach:
+            out["__names__"].setdefault(alias, reach[target])
+    return out
+
+
+def _public_name(qualified: str) -> str:
+    """'comp448.losses.focal.focal_loss' -> 'comp448.losses.focal_loss' (the name tests use)."""
+    parts = qualified.split(".")
+    return ".".join(parts[:2] + parts[-1:]) if len(parts) > 3 else qualified
+
+
+def _to_python(src: str) -> str:
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+        return TransformerManager().transform_cell(src)
+    except Exception:  # noqa: BLE001 - IPython missing or odd syntax: drop magics
+        return _strip_magics(src)
