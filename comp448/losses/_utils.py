@@ -11,6 +11,7 @@ Layouts used throughout ``comp448.losses``:
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from comp448._checks import check_choice, check_same_shape, check_tensor
 
@@ -95,3 +96,46 @@ def check_reduction(reduction) -> None:
 def check_eps(eps) -> None:
     from comp448._checks import check_number
     check_number("eps", eps, lo=0.0)
+
+
+class _SigmoidStats(torch.autograd.Function):
+    """Per-image sums (sum y p, sum p or sum p^2) of p = sigmoid(z), with a fused backward.
+
+    The region losses are functions of these (B,) sums only, so the backward through the
+    (B, N) pixels is one closed form: dz = sigmoid'(z) * (g_I * y + g_P * dP/dp), with
+    dP/dp = 1 (sum p) or 2p (sum p^2). Autograd handles the tiny (B,) formula on top.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target, squared):
+        prob = torch.sigmoid(logits).flatten(1)            # (B, N)
+        y = target.flatten(1)                              # (B, N)
+        inter = (prob * y).sum(1)                          # (B,)  sum_p y_p yhat_p
+        psum = (prob * prob).sum(1) if squared else prob.sum(1)
+        ctx.save_for_backward(prob, y)
+        ctx.squared, ctx.shape = squared, logits.shape
+        return inter, psum
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_inter, g_psum):
+        prob, y = ctx.saved_tensors
+        grad = y * g_inter[:, None]                        # d/dp of g_I * sum y p
+        if ctx.squared:
+            grad.addcmul_(prob, 2.0 * g_psum[:, None])     # + g_P * 2p
+        else:
+            grad.add_(g_psum[:, None])                     # + g_P * 1
+        grad = torch.ops.aten.sigmoid_backward(grad, prob)  # * p (1 - p)
+        return grad.view(ctx.shape), None, None
+
+
+def sigmoid_region_sums(logits: torch.Tensor, target: torch.Tensor, squared: bool = False):
+    """(sum_p y_p yhat_p, sum_p yhat_p [or yhat_p^2], sum_p y_p [or y_p^2]) per image, each (B,)."""
+    y_sum = (target * target).flatten(1).sum(1) if squared else target.flatten(1).sum(1)
+    if target.requires_grad:                               # rare: plain autograd through the target too
+        prob = torch.sigmoid(logits).flatten(1)
+        inter = (prob * target.flatten(1)).sum(1)
+        psum = (prob * prob).sum(1) if squared else prob.sum(1)
+        return inter, psum, y_sum
+    inter, psum = _SigmoidStats.apply(logits, target, squared)
+    return inter, psum, y_sum

@@ -28,11 +28,10 @@ Conventions shared by ``dice_loss`` and ``generalized_dice_loss``:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from comp448._checks import check_same_shape, check_tensor
 from comp448.losses._utils import (check_eps, check_finite, check_logits_target, check_reduction,
-                                   check_unit_interval, reduce_batch)
+                                   check_unit_interval, reduce_batch, sigmoid_region_sums)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5, squared: bool = False,
@@ -64,25 +63,19 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5, squ
     check_reduction(reduction)
     if not isinstance(squared, bool):
         raise TypeError(f"squared must be a bool, got {type(squared).__name__}")
-    dims = tuple(range(1, logits.ndim))                   # every position of one image
-    prob = torch.sigmoid(logits)                          # (B, 1, *spatial)
-    inter = (prob * target).sum(dims)                     # (B,)  sum_p y_p yhat_p
-    if squared:
-        denom = (prob * prob).sum(dims) + (target * target).sum(dims)
-    else:
-        denom = prob.sum(dims) + target.sum(dims)
-    loss = 1.0 - (2.0 * inter + eps) / (denom + eps)      # (B,)
+    # per image b, summing over all its positions: (B,) each; squared: yhat^2 and y^2 summed
+    inter, p_sum, y_sum = sigmoid_region_sums(logits, target, squared)
+    loss = 1.0 - (2.0 * inter + eps) / (p_sum + y_sum + eps)      # (B,)
     return reduce_batch(loss, reduction)
 
 
-def _one_hot_target(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Target as (B, C, *spatial) in logits' dtype: integer labels are one-hot encoded."""
-    n_classes = logits.shape[1]
-    spatial = logits.shape[2:]
+def _check_gdl_target(target: torch.Tensor, logits: torch.Tensor):
+    """Return ("onehot", (B, C, *spatial) float) or ("labels", (B, N) int64 labels)."""
+    n_classes, spatial = logits.shape[1], logits.shape[2:]
     if target.dtype == torch.bool or target.is_floating_point():  # one-hot / soft, (B, C, *spatial)
         check_same_shape("logits", logits, "target", target)
         check_unit_interval("target", target)
-        return target.to(logits.dtype)
+        return "onehot", target.to(logits.dtype)
     if target.is_complex():
         raise TypeError(f"target must be real, got dtype {target.dtype}")
     if target.ndim == logits.ndim and target.shape[1] == 1:
@@ -90,12 +83,26 @@ def _one_hot_target(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     if target.ndim != logits.ndim - 1 or target.shape[0] != logits.shape[0] or target.shape[1:] != spatial:
         raise ValueError(f"target with integer labels must have shape (B, *spatial) = "
                          f"{(logits.shape[0], *spatial)} or (B, 1, *spatial), got {tuple(target.shape)}")
-    if target.numel():
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= n_classes:
-            raise ValueError(f"target labels must lie in [0, {n_classes - 1}] (C = {n_classes} channels "
-                             f"of logits), got values in [{lo}, {hi}]")
-    return F.one_hot(target.long(), n_classes).movedim(-1, 1).to(logits.dtype)  # (B, C, *spatial)
+    return "labels", target.flatten(1).long()             # (B, N); range checked by _one_hot
+
+
+def _one_hot(labels: torch.Tensor, n_classes: int, dtype) -> torch.Tensor:
+    """(B, N) integer labels -> (B, C, N) one-hot; labels outside [0, C-1] raise ValueError."""
+    def bad_range():
+        lo, hi = (int(v) for v in torch.aminmax(labels))
+        return ValueError(f"target labels must lie in [0, {n_classes - 1}] (C = {n_classes} channels "
+                          f"of logits), got values in [{lo}, {hi}]")
+
+    onehot = torch.zeros(labels.shape[0], n_classes, labels.shape[1], dtype=dtype, device=labels.device)
+    if labels.device.type != "cpu":                       # a GPU scatter_ would assert, not raise: check first
+        lo, hi = torch.aminmax(labels)
+        if int(lo) < 0 or int(hi) >= n_classes:
+            raise bad_range()
+        return onehot.scatter_(1, labels[:, None], 1.0)
+    try:                                                  # on the CPU scatter_ itself rejects out-of-range
+        return onehot.scatter_(1, labels[:, None], 1.0)   # labels, so the happy path needs no extra pass
+    except (RuntimeError, IndexError):
+        raise bad_range() from None
 
 
 def generalized_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5,
@@ -134,19 +141,23 @@ def generalized_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float
     if logits.shape[1] < 2:
         raise ValueError(f"logits must have C >= 2 class channels (softmax over dim 1), "
                          f"got shape {tuple(logits.shape)}")
-    check_finite("logits", logits)
     check_eps(eps)
     check_reduction(reduction)
-    ref = _one_hot_target(target, logits)                 # r   (B, C, *spatial)
-    prob = torch.softmax(logits, dim=1)                   # p   (B, C, *spatial)
-    dims = tuple(range(2, logits.ndim))
-    inter = (prob * ref).sum(dims)                        # (B, C)  sum_n r p
-    volume = ref.sum(dims)                                # (B, C)  sum_n r
-    union = prob.sum(dims) + volume                       # (B, C)  sum_n (r + p)
+    kind, ref = _check_gdl_target(target, logits)
+    prob = torch.softmax(logits, dim=1).flatten(2)        # p   (B, C, N)
+    if kind == "labels":                                  # (B, N) -> one-hot r (B, C, N)
+        ref = _one_hot(ref, prob.shape[1], prob.dtype)
+    else:
+        ref = ref.flatten(2)                              # (B, C, N)
+    inter = (prob * ref).sum(2)                           # (B, C)  sum_n r_ln p_ln
+    volume = ref.sum(2)                                   # (B, C)  sum_n r_ln
+    union = prob.sum(2) + volume                          # (B, C)  sum_n (r_ln + p_ln)
     with torch.no_grad():
         w = 1.0 / (volume * volume)                       # inf where the class is absent
         absent = torch.isinf(w)
         w[absent] = 0.0
         w = torch.where(absent, w.amax(dim=1, keepdim=True), w)   # largest finite weight of the image
     loss = 1.0 - (2.0 * (w * inter).sum(1) + eps) / ((w * union).sum(1) + eps)   # (B,)
+    if not bool(torch.isfinite(loss).all()):              # NaN/inf logits make softmax NaN: checked
+        check_finite("logits", logits)                    # here, at no cost on the happy path
     return reduce_batch(loss, reduction)

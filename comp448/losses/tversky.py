@@ -12,10 +12,11 @@ convolutional deep networks", MLMI 2017 (arXiv 1706.05721).
 """
 from __future__ import annotations
 
-import torch
+import torch  # noqa: F401  (tensor types in annotations)
 
 from comp448._checks import check_number
-from comp448.losses._utils import check_eps, check_logits_target, check_reduction, reduce_batch
+from comp448.losses._utils import (check_eps, check_logits_target, check_reduction, reduce_batch,
+                                   sigmoid_region_sums)
 
 
 def tversky_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.5, beta: float = 0.5,
@@ -52,10 +53,8 @@ def tversky_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.5,
     check_number("beta", beta, lo=0.0)
     check_eps(eps)
     check_reduction(reduction)
-    dims = tuple(range(1, logits.ndim))                   # every position of one image
-    prob = torch.sigmoid(logits)                          # (B, 1, *spatial)
-    tp = (prob * target).sum(dims)                        # (B,)
-    fp = prob.sum(dims) - tp                              # = sum yhat (1 - y)
-    fn = target.sum(dims) - tp                            # = sum y (1 - yhat)
+    tp, p_sum, y_sum = sigmoid_region_sums(logits, target)   # (B,) each, over all positions of an image
+    fp = p_sum - tp                                       # = sum yhat (1 - y)
+    fn = y_sum - tp                                       # = sum y (1 - yhat)
     loss = 1.0 - (tp + eps) / (tp + alpha * fp + beta * fn + eps)
     return reduce_batch(loss, reduction)

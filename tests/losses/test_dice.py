@@ -230,3 +230,19 @@ def test_gdl_bad_input_names_the_argument(kwargs, exc, word):
     args.update(kwargs)
     with pytest.raises(exc, match=word):
         generalized_dice_loss(**args)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_gradient_through_a_soft_target_uses_autograd(squared):
+    z, y = rand_pair(shape=(2, 1, 3, 3), soft=True, empty_first=False)
+    y = y.clamp(0.05, 0.95)
+    assert torch.autograd.gradcheck(lambda a, b: dice_loss(a, b, squared=squared),
+                                    (z.requires_grad_(), y.requires_grad_()))
+
+
+def test_fused_backward_refuses_double_backward():
+    z, y = rand_pair()
+    z.requires_grad_(True)
+    (g,) = torch.autograd.grad(dice_loss(z, y), z, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()

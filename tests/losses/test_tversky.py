@@ -101,3 +101,10 @@ def test_bad_input_names_the_argument(kwargs, exc, word):
     args.update(kwargs)
     with pytest.raises(exc, match=word):
         tversky_loss(**args)
+
+
+def test_gradient_through_a_soft_target_uses_autograd():
+    z, y = rand_pair(shape=(2, 1, 3, 3), soft=True)
+    y = y.clamp(0.05, 0.95)
+    assert torch.autograd.gradcheck(lambda a, b: tversky_loss(a, b, 0.3, 0.7),
+                                    (z.requires_grad_(), y.requires_grad_()))
