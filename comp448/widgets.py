@@ -70,8 +70,8 @@ def separate_touching(labels: np.ndarray) -> np.ndarray:
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels must be a 2D integer array, got {labels.dtype} with shape {labels.shape}")
     cross = ndi.generate_binary_structure(2, 1)
-    big = np.iinfo(np.int64).max
     lab = labels.astype(np.int64)
+    big = int(lab.max()) + 1                      # stands for "no object" in the minimum filter
     nb_max = ndi.maximum_filter(lab, footprint=cross, mode="constant", cval=0)       # (H, W)
     nb_min = ndi.minimum_filter(np.where(lab == 0, big, lab), footprint=cross, mode="constant", cval=big)
     seam = (lab > 0) & ((nb_max > lab) | (nb_min < lab))
