@@ -216,6 +216,7 @@ def test_gdl_gradient_and_extreme_logits():
     (dict(logits=torch.zeros(2, 3)), ValueError, "logits"),
     (dict(logits=torch.zeros(2, 3, 4, 4, dtype=torch.long)), TypeError, "logits"),
     (dict(logits=torch.full((2, 3, 4, 4), float("nan"))), ValueError, "logits"),
+    (dict(logits=torch.zeros(2, 3, 4, 4).index_fill_(3, torch.tensor([1]), float("inf"))), ValueError, "logits"),
     (dict(target=torch.full((2, 4, 4), 3)), ValueError, "target"),          # label >= C
     (dict(target=torch.full((2, 4, 4), -1)), ValueError, "target"),
     (dict(target=torch.zeros(2, 5, 4, dtype=torch.long)), ValueError, "target"),
