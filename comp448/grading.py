@@ -54,9 +54,11 @@ import os
 import sys
 import types
 import contextlib
+import copy
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 
 from comp448._checks import check_number
@@ -65,6 +67,8 @@ __all__ = [
     "check_function", "cases", "each", "logits", "mask", "soft", "weights", "const", "labels",
     "one_hot", "Gradient", "Observation", "GradingError", "find_reference_copies",
     "verify_test_cell", "VerifyResult",
+    "check_invariants", "image", "instances", "binary_mask", "displacement", "switches", "rng", "Raised",
+    "INVARIANTS", "JOINT_WARP_INVARIANTS", "observe_value", "compare_value",
 ]
 
 RECORD_ENV = "COMP448_GRADING_RECORD"     # path of the record file (record mode)
@@ -219,6 +223,8 @@ class Case:
 
 
 def _describe_tensor(t: torch.Tensor) -> str:
+    if not isinstance(t, torch.Tensor):
+        return _describe_value(t)
     return f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}"
 
 
@@ -242,7 +248,7 @@ class Cases:
         for i in range(total):
             combo = combos[i % len(combos)]
             gen = torch.Generator().manual_seed(_int_seed(seed, self.key, i))
-            args = tuple(spec.sample(gen) for _, spec in tensors)
+            args = _sample_all(tensors, gen)
             kwargs = {n: c for (n, _), c in zip(options, combo)}
             out.append(Case(i, total, args, kwargs, tuple(n for n, _ in tensors)))
         return out
@@ -255,8 +261,9 @@ def cases(*, repeat: int = 1, **arguments) -> Cases:
     times with different random tensors.
     """
     check_number("repeat", repeat, lo=1, integer=True)
-    if not any(isinstance(v, TensorSpec) for v in arguments.values()):
-        raise ValueError("cases() needs at least one tensor spec (e.g. grading.logits(2, 1, 8, 8))")
+    if not any(isinstance(v, (TensorSpec, Each)) for v in arguments.values()):
+        raise ValueError("cases() needs at least one tensor spec (e.g. grading.logits(2, 1, 8, 8)) "
+                         "or a grading.each(...) value")
     return Cases(tuple(arguments.items()), int(repeat))
 
 
@@ -341,7 +348,11 @@ def _call_reference(reference, case: Case):
         out = fn(*args, **case.kwargs, **dict(reference.fixed))
         (g,) = torch.autograd.grad(out.sum(), args[i])
         return g
-    return _resolve(reference)(*[a.clone() for a in case.args], **case.kwargs)
+    fn = _resolve(reference)
+    try:
+        return fn(*[_fresh(a) for a in case.args], **case.kwargs)
+    except ValueError as exc:             # an invalid input: the student's function must raise it too
+        return Raised(exc)
 
 
 # ----------------------------------------------------------------------------- observations
@@ -360,6 +371,8 @@ class Observation:
     values: torch.Tensor | None = None
     message: str = ""
     grad: "Observation | None" = None
+    items: "list | None" = None           # kind "tuple": one Observation per item
+    mro: tuple = ()                       # kind "error": qualified names of the exception's classes
 
     def to_json(self) -> dict:
         d = {"kind": self.kind, "type": self.type, "dtype": self.dtype, "shape": list(self.shape),
@@ -368,6 +381,10 @@ class Observation:
             d["data"] = base64.b64encode(self.values.contiguous().numpy().tobytes()).decode()
         if self.grad is not None:
             d["grad"] = self.grad.to_json()
+        if self.items is not None:
+            d["items"] = [x.to_json() for x in self.items]
+        if self.mro:
+            d["mro"] = list(self.mro)
         return d
 
     @classmethod
@@ -375,6 +392,9 @@ class Observation:
         """Parse untrusted JSON strictly (raises ValueError on anything unexpected)."""
         if not isinstance(d, dict) or depth > 1:
             raise ValueError("observation must be an object")
+        extra = _observation_from_json(d, depth)
+        if extra is not None:
+            return extra
         kind = d.get("kind")
         if kind not in ("tensor", "other", "error", "missing", "refused"):
             raise ValueError(f"bad kind {kind!r}")
@@ -396,7 +416,10 @@ class Observation:
             values = torch.frombuffer(bytearray(raw), dtype=torch.float64).reshape(shape) if n else \
                 torch.zeros(shape, dtype=torch.float64)
         grad = cls.from_json(d["grad"], depth + 1) if d.get("grad") is not None else None
-        return cls(kind, strings[0], strings[1], tuple(shape), values, strings[2], grad)
+        mro = d.get("mro", [])
+        if not isinstance(mro, list) or len(mro) > 16 or not all(isinstance(m, str) and len(m) <= 200 for m in mro):
+            raise ValueError("bad mro")
+        return cls(kind, strings[0], strings[1], tuple(shape), values, strings[2], grad, mro=tuple(mro))
 
 
 def _qualname(tp: type) -> str:
@@ -437,23 +460,23 @@ def _evaluate(fn, case: Case, grad: str | None, cotangent_seed: str, pause=None)
     ``pause`` (from ``tripwires``) switches the forbidden-call watch off while the grader
     itself runs autograd on the output.
     """
-    args = [a.clone() for a in case.args]
+    args = [_fresh(a) for a in case.args]
     if grad is not None:
         args[case.names.index(grad)].requires_grad_(True)
-    before = [a.detach().clone() for a in args]
+    before = [_snapshot(a) for a in args]
     try:
         out = fn(*args, **dict(case.kwargs))
     except Exception as exc:  # noqa: BLE001 - report whatever the student's code raised
-        return Observation("error", message=_error_text(exc))
+        return Observation("error", message=_error_text(exc), mro=_exception_names(exc))
     with (pause() if pause is not None else contextlib.nullcontext()):
         return _observe_call(out, args, before, case, grad, cotangent_seed)
 
 
 def _observe_call(out, args, before, case: Case, grad, cotangent_seed) -> Observation:
-    obs = observe(out)
+    obs = observe_value(out)
     for name, a, b in zip(case.names, args, before):
-        if not torch.equal(a.detach(), b):
-            return Observation("error", message=f"it changed its input {name} in place; a loss must "
+        if not _unchanged(a, b):
+            return Observation("error", message=f"it changed its input {name} in place; your function must "
                                                 f"leave its inputs untouched (work on a copy)")
     if grad is not None and obs.kind == "tensor":
         x = args[case.names.index(grad)]
@@ -719,6 +742,7 @@ def tripwires(index: _ReferenceIndex, forbidden=()):
     originals: dict[str, tuple[types.FunctionType, types.FunctionType]] = {}
     swapped = []
     forbidden_codes = {}
+    builtins_seen: dict[int, tuple] = {}          # C functions: caught by the profiler's c_call event
     for path in forbidden:
         try:
             obj = _resolve(path)
@@ -727,6 +751,11 @@ def tripwires(index: _ReferenceIndex, forbidden=()):
         code = getattr(obj, "__code__", None)
         if code is not None:
             forbidden_codes[code] = path
+        elif isinstance(obj, types.BuiltinFunctionType):
+            builtins_seen[id(obj)] = (obj, f"{path} (not allowed in this exercise)")
+    for fn, name in index.functions.values():
+        if isinstance(fn, types.BuiltinFunctionType):
+            builtins_seen[id(fn)] = (fn, name)
 
     def trip(key, args, kwargs):
         fn, name = originals[key]
@@ -734,7 +763,7 @@ def tripwires(index: _ReferenceIndex, forbidden=()):
         return fn(*args, **kwargs)
 
     for fid, (fn, name) in index.functions.items():
-        if fn.__code__.co_freevars:
+        if not isinstance(fn, types.FunctionType) or fn.__code__.co_freevars:
             continue
         key = str(fid)
         copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
@@ -754,7 +783,14 @@ def tripwires(index: _ReferenceIndex, forbidden=()):
     cache: dict[int, str | None] = {}
 
     def profile(frame, event, arg):
-        if event != "call" or watch.paused_depth:
+        if watch.paused_depth:
+            return
+        if event == "c_call":
+            hit = builtins_seen.get(id(arg))
+            if hit is not None and hit[0] is arg:
+                calls.append(hit[1])
+            return
+        if event != "call":
             return
         code = frame.f_code
         if code in forbidden_codes:
@@ -843,7 +879,7 @@ def _direct(key, name, reference, cases, grad, rtol, atol, forbid, ns) -> None:
     fn, missing = _lookup(name, ns)
     if missing is not None:
         raise GradingError(missing.message)
-    index = _ReferenceIndex([reference_module(reference)])
+    index = _index_for(reference)
     why = refusal(fn, index)
     if why:
         raise GradingError(f"{name} is refused: {why}. Write your own implementation; the reference "
@@ -852,7 +888,8 @@ def _direct(key, name, reference, cases, grad, rtol, atol, forbid, ns) -> None:
     generated = cases.generate(PUBLIC_SEED)
     for case in generated:
         expected = _call_reference(reference, case)
-        exp_grad = _reference_grad(reference, case, grad, expected, PUBLIC_SEED) if grad else None
+        exp_grad = _reference_grad(reference, case, grad, expected, PUBLIC_SEED) \
+            if grad and not isinstance(expected, Raised) else None
         with tripwires(index, forbid) as watch:
             got = _evaluate(fn, case, grad, PUBLIC_SEED, pause=watch.paused)
         if watch.calls:
@@ -864,7 +901,7 @@ def _direct(key, name, reference, cases, grad, rtol, atol, forbid, ns) -> None:
 
 
 def _reference_grad(reference, case: Case, grad: str, expected: torch.Tensor, seed: str) -> torch.Tensor:
-    args = [a.clone() for a in case.args]
+    args = [_fresh(a) for a in case.args]
     i = case.names.index(grad)
     args[i].requires_grad_(True)
     if isinstance(reference, Gradient):
@@ -876,8 +913,8 @@ def _reference_grad(reference, case: Case, grad: str, expected: torch.Tensor, se
 
 def _raise_if_different(name, ref_name, reference, case, got, expected, exp_grad, grad, rtol, atol):
     what = f"{name} on {case.describe()}"
-    why = compare(got, expected, what=what, rtol=rtol, atol=atol)
-    if why is None and grad is not None:
+    why = compare_value(got, expected, what=what, rtol=rtol, atol=atol)
+    if why is None and grad is not None and not isinstance(expected, Raised):
         if got.grad is None:
             why = f"{what}: no gradient was recorded"
         else:
@@ -917,9 +954,10 @@ class VerifyContext:
         ref_name = _reference_name(reference)
         if name in self.copies:
             raise GradingError(f"{name} is refused: {self.copies[name]}.")
+        used = self.copies.get("__used__", self.copies.get("__names__", {}))
         for path in forbid:
             leaf = path.rsplit(".", 1)[-1]
-            if leaf in self.copies.get("__names__", {}).get(name, ()):
+            if leaf in used.get(name, ()):
                 raise GradingError(f"{name} uses {path} (directly or through a helper), which is not "
                                    f"allowed in this exercise.")
         for ref_fn, why in self.copies.get("__copied__", {}).items():
@@ -938,7 +976,8 @@ class VerifyContext:
             if got.kind == "missing":
                 raise GradingError(got.message)
             expected = _call_reference(reference, case)
-            exp_grad = _reference_grad(reference, case, grad, expected, self.seed) if grad else None
+            exp_grad = _reference_grad(reference, case, grad, expected, self.seed) \
+                if grad and not isinstance(expected, Raised) else None
             _raise_if_different(name, ref_name, reference, case, got, expected, exp_grad, grad, rtol, atol)
         print(f"✓ {name}: {len(generated)} secret input{'s match' if len(generated) != 1 else ' matches'} "
               f"{reference if isinstance(reference, Gradient) else ref_name}"
@@ -1070,6 +1109,9 @@ def find_reference_copies(sources: list[str], module_names) -> dict:
         reach[fname] = seen
     out: dict = {}
     for fname, names in reach.items():
+        if fname in direct:
+            out[fname] = direct[fname]
+            continue
         for n in sorted(names):
             if n in direct:
                 out[fname] = direct[n] if n == fname else f"it calls {n}, and {direct[n]}"
@@ -1086,6 +1128,7 @@ def find_reference_copies(sources: list[str], module_names) -> dict:
     for alias, target in aliases.items():
         if target in reach:
             out["__names__"].setdefault(alias, reach[target])
+    out["__used__"] = _used_names(sources, defs, aliases)
     return out
 
 
@@ -1101,3 +1144,680 @@ def _to_python(src: str) -> str:
         return TransformerManager().transform_cell(src)
     except Exception:  # noqa: BLE001 - IPython missing or odd syntax: drop magics
         return _strip_magics(src)
+
+
+# ----------------------------------------------------------------------------- beyond float tensors
+#
+# NumPy arrays, pool switches, instance label images, seeded generators as inputs; NumPy arrays,
+# Python numbers and tuples as outputs; "raise the reference's ValueError"; invariant checks of
+# random transforms. The record/verify design is unchanged: outputs are recorded as
+# Observations (kind "ndarray", "scalar", "tuple" besides "tensor") and every verdict is computed
+# in the grader's process.
+
+NP_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+             "float16", "float32", "float64")
+MAX_ITEMS = 8                               # longest tuple a record may hold
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueSpec(TensorSpec):
+    """How to draw one input that is not a float tensor (NumPy arrays, switches, a generator).
+
+    A subclass of TensorSpec, so ``cases`` passes it positionally like the tensors. ``link``
+    finishes an input that depends on another one (an image painted from its label image).
+    """
+
+    def describe(self) -> str:
+        return TensorSpec.describe(self)
+
+    def sample(self, gen: torch.Generator):
+        p = dict(self.params)
+        kind, shape = self.kind, self.shape
+        if kind == "switches":                                # argmax positions of a max-pool
+            B, C, H, W = shape
+            x = torch.rand((B, C, H, W), generator=gen, dtype=torch.float64)
+            _, idx = torch.nn.functional.max_pool2d(x, p["kernel"], return_indices=True)
+            return idx                                        # (B, C, H // k, W // k) int64
+        rng = np.random.default_rng(int(torch.randint(0, 1 << 62, (1,), generator=gen)))
+        if kind == "rng":
+            return rng
+        if kind == "image":                                   # U[0, 1), channels first
+            return rng.random(shape).astype(self.dtype)
+        if kind == "binary":
+            return (rng.random(shape) < p["p"]).astype(self.dtype)
+        if kind == "displacement":                            # (2, H, W) pixels, N(0, scale^2)
+            return rng.normal(0.0, p["scale"], size=shape).astype(self.dtype)
+        if kind == "instances":
+            return _instances(rng, shape, p["n_objects"], p["touching"]).astype(self.dtype)
+        raise ValueError(f"unknown input kind {kind!r}")   # pragma: no cover - built below
+
+    def link(self, value, named: dict):
+        """An image with ``paint=<name>``: every object of that label image gets its own grey level."""
+        source = dict(self.params).get("paint")
+        if self.kind != "image" or source is None:
+            return value
+        if source not in named or not isinstance(named[source], np.ndarray):
+            raise ValueError(f"image(paint={source!r}) needs an instance label input named {source!r}")
+        lab = named[source]
+        if lab.shape != value.shape[1:]:
+            raise ValueError(f"image(paint={source!r}): the labels have shape {lab.shape}, the image "
+                             f"{value.shape} (expected (C, *labels.shape))")
+        ids, inverse = np.unique(lab, return_inverse=True)
+        out = np.empty_like(value)
+        for c in range(value.shape[0]):
+            order = np.argsort(value[c].ravel()[:len(ids)], kind="stable")       # a random order
+            levels = np.zeros(len(ids))
+            objects = [i for i in order if ids[i] != 0]
+            levels[objects] = 0.3 + 0.7 * np.arange(len(objects)) / max(len(objects) - 1, 1)
+            noise = (value[c] - 0.5) * 0.02
+            out[c] = levels[inverse.reshape(lab.shape)] + noise
+        return out
+
+
+def _instances(rng: np.random.Generator, shape, n: int, touching: float) -> np.ndarray:
+    """Exactly ``n`` discs as instance labels (ids 1..n in random order, 0 = background).
+
+    Objects cover about a third of the image. With probability ``touching`` a new object is
+    placed against an earlier one (they share a border), otherwise apart where there is room.
+    Each pixel goes to the disc it lies deepest in (relative to the radius); each centre pixel
+    keeps its own object, so no object can vanish, however small the image.
+    """
+    H, W = shape
+    out = np.zeros((H, W), dtype=np.int64)
+    if n == 0:
+        return out
+    r_mean = max(math.sqrt(0.35 * H * W / (math.pi * n)), 0.8)
+    centres, radii, pixels, taken = [], [], [], set()
+    for _ in range(n):
+        r = r_mean * rng.uniform(0.7, 1.3)
+        touch = bool(centres) and rng.random() < touching
+        best = None
+        for attempt in range(200):
+            if touch:
+                j = int(rng.integers(len(centres)))
+                t = rng.uniform(0, 2 * math.pi)
+                d = radii[j] + r - 1.0
+                c = (centres[j][0] + d * math.sin(t), centres[j][1] + d * math.cos(t))
+            else:
+                c = (rng.uniform(0, H - 1), rng.uniform(0, W - 1))
+            pix = (int(round(c[0])), int(round(c[1])))
+            if not (0 <= pix[0] < H and 0 <= pix[1] < W) or pix in taken:
+                continue
+            best = best or (c, pix)
+            apart = all(math.dist(c, o) >= r + ro + 1.5 for o, ro in zip(centres, radii))
+            if touch or apart or attempt >= 100:
+                best = (c, pix)
+                break
+        if best is None:                                      # crowded: any free pixel
+            free = [(i, j) for i in range(H) for j in range(W) if (i, j) not in taken]
+            pix = free[int(rng.integers(len(free)))]
+            best = ((float(pix[0]), float(pix[1])), pix)
+        centres.append(best[0])
+        radii.append(r)
+        pixels.append(best[1])
+        taken.add(best[1])
+    yy, xx = np.mgrid[:H, :W]
+    cy = np.array([c[0] for c in centres])[:, None, None]
+    cx = np.array([c[1] for c in centres])[:, None, None]
+    depth = np.hypot(yy - cy, xx - cx) / np.array(radii)[:, None, None]          # (n, H, W)
+    ids = rng.permutation(n) + 1
+    nearest = depth.argmin(0)
+    out = np.where(depth.min(0) <= 1.0, ids[nearest], 0)
+    for k, pix in enumerate(pixels):                          # every object keeps its centre pixel
+        out[pix] = ids[k]
+    return out
+
+
+def _np_dtype(dtype: str, allowed) -> str:
+    if dtype not in allowed:
+        raise ValueError(f"dtype must be one of {list(allowed)}, got {dtype!r}")
+    return dtype
+
+
+def _hw(H, W) -> tuple[int, int]:
+    for name, v in (("H", H), ("W", W)):
+        check_number(name, v, lo=1, integer=True)
+    return int(H), int(W)
+
+
+def image(C: int, H: int, W: int, *, dtype: str = "float32", paint: str | None = None) -> ValueSpec:
+    """A NumPy float image ``(C, H, W)``, U[0, 1); ``paint="labels"`` paints it from that label input.
+
+    A painted image has one grey level per object (background 0, objects spread over [0.3, 1],
+    in a random order per channel) plus noise of +-0.01, so that "the labels follow the image"
+    can be checked after a random transform.
+    """
+    check_number("C", C, lo=1, integer=True)
+    H, W = _hw(H, W)
+    if paint is not None and not (isinstance(paint, str) and paint.isidentifier()):
+        raise TypeError(f"paint must name the label input (e.g. 'labels'), got {paint!r}")
+    params = (("paint", paint),) if paint else ()
+    return ValueSpec("image", (int(C), H, W), _np_dtype(dtype, ("float32", "float64")), params)
+
+
+def instances(H: int, W: int, n_objects: int, *, touching: float = 0.0, dtype: str = "int64") -> ValueSpec:
+    """A NumPy instance label image ``(H, W)``: exactly ``n_objects`` discs, ids 1..n, 0 = background.
+
+    Any size works (also below 16 pixels) and ``n_objects`` may be 0 or 1. ``touching`` is the
+    probability that an object is placed against an earlier one, so that they share a border.
+    """
+    H, W = _hw(H, W)
+    check_number("n_objects", n_objects, lo=0, hi=H * W, integer=True)
+    check_number("touching", touching, lo=0.0, hi=1.0)
+    return ValueSpec("instances", (H, W), _np_dtype(dtype, ("int64", "int32", "int16", "uint8", "uint16")),
+                     (("n_objects", int(n_objects)), ("touching", float(touching))))
+
+
+def binary_mask(*shape, p: float = 0.3, dtype: str = "int64") -> ValueSpec:
+    """A NumPy 0/1 mask with P(1) = p (``p=0`` all background, ``p=1`` all foreground)."""
+    check_number("p", p, lo=0.0, hi=1.0)
+    return ValueSpec("binary", _shape(shape), _np_dtype(dtype, ("int64", "int32", "uint8", "bool")), (("p", p),))
+
+
+def displacement(H: int, W: int, *, scale: float = 2.0, dtype: str = "float64") -> ValueSpec:
+    """A NumPy displacement field ``(2, H, W)`` in pixels, every component ~ N(0, scale^2)."""
+    H, W = _hw(H, W)
+    check_number("scale", scale, lo=0.0)
+    return ValueSpec("displacement", (2, H, W), _np_dtype(dtype, ("float32", "float64")), (("scale", scale),))
+
+
+def switches(B: int, C: int, H: int, W: int, *, kernel: int = 2) -> ValueSpec:
+    """Max-pool switches: ``F.max_pool2d(x, kernel, return_indices=True)[1]`` of a random ``x``.
+
+    An int64 tensor ``(B, C, H // kernel, W // kernel)``; each value is the position of the
+    window's maximum in the flattened ``H x W`` plane (``row * W + column``).
+    """
+    for name, v in (("B", B), ("C", C)):
+        check_number(name, v, lo=1, integer=True)
+    H, W = _hw(H, W)
+    check_number("kernel", kernel, lo=1, integer=True)
+    if H < kernel or W < kernel:
+        raise ValueError(f"H and W must be >= kernel={kernel}, got {(H, W)}")
+    return ValueSpec("switches", (int(B), int(C), H, W), "int64", (("kernel", int(kernel)),))
+
+
+def rng() -> ValueSpec:
+    """A seeded ``numpy.random.Generator``; the student's function and the reference get identical copies."""
+    return ValueSpec("rng", (), "none")
+
+
+def _sample_all(specs, gen: torch.Generator) -> tuple:
+    """Draw every generated input in order, then let linked inputs (painted images) see the others."""
+    values = [spec.sample(gen) for _, spec in specs]
+    named = {n: v for (n, _), v in zip(specs, values)}
+    return tuple(spec.link(v, named) if isinstance(spec, ValueSpec) else v for (_, spec), v in zip(specs, values))
+
+
+def _fresh(a):
+    """A copy of an input that the callee may change or consume (tensors, arrays, generators)."""
+    if isinstance(a, torch.Tensor):
+        return a.clone()
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if isinstance(a, np.random.Generator):
+        return copy.deepcopy(a)
+    return a
+
+
+def _snapshot(a):
+    if isinstance(a, torch.Tensor):
+        return a.detach().clone()
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    return None
+
+
+def _unchanged(a, before) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a.detach(), before)
+    if isinstance(a, np.ndarray):
+        return a.dtype == before.dtype and a.shape == before.shape and np.array_equal(a, before)
+    return True
+
+
+def _describe_value(a) -> str:
+    if isinstance(a, (torch.Tensor, np.ndarray)):
+        prefix = "" if isinstance(a, torch.Tensor) else "NumPy "
+        return f"{prefix}{str(a.dtype).replace('torch.', '')} {tuple(a.shape)}"
+    if isinstance(a, np.random.Generator):
+        return "a seeded numpy.random.Generator"
+    return type(a).__name__
+
+
+# -- observing outputs ---------------------------------------------------------------------
+
+def observe_value(out, depth: int = 0) -> Observation:
+    """An Observation of anything a function returns, strict about types.
+
+    Exactly ``torch.Tensor`` -> "tensor"; exactly ``numpy.ndarray`` of a numeric dtype ->
+    "ndarray" (integers are kept exactly); exactly ``int``/``float``/``bool`` -> "scalar";
+    exactly ``tuple`` (up to MAX_ITEMS items, not nested deeper than one level) -> "tuple".
+    Everything else (subclasses, lists, NumPy scalars, look-alikes) -> "other".
+    """
+    tp = type(out)
+    if tp is torch.Tensor:
+        return observe(out)
+    if tp is np.ndarray:
+        dt = str(out.dtype)
+        if dt not in NP_DTYPES:
+            return Observation("other", "numpy.ndarray", dt, tuple(out.shape),
+                               message=f"a NumPy array of dtype {dt}")
+        if out.size > MAX_ELEMENTS or out.ndim > 8:
+            return Observation("other", "numpy.ndarray", dt, tuple(out.shape),
+                               message=f"an array with {out.size} elements (too large to compare)")
+        store = torch.float64 if out.dtype.kind == "f" else torch.int64
+        vals = torch.from_numpy(np.ascontiguousarray(out).astype(np.float64 if store is torch.float64 else np.int64))
+        return Observation("ndarray", "numpy.ndarray", dt, tuple(out.shape), vals,
+                           message=f"NumPy {dt} array of shape {tuple(out.shape)}")
+    if tp in (int, bool) or tp is float:
+        if tp is int and not -(1 << 63) <= out < (1 << 63):
+            return Observation("other", "int", message="an int too large to compare")
+        vals = torch.tensor(float(out), dtype=torch.float64) if tp is float else torch.tensor(int(out), dtype=torch.int64)
+        return Observation("scalar", tp.__name__, tp.__name__, (), vals, message=repr(out))
+    if tp is tuple and depth == 0 and len(out) <= MAX_ITEMS:
+        return Observation("tuple", "tuple", message=f"a tuple of {len(out)}",
+                           items=[observe_value(x, depth + 1) for x in out])
+    return Observation("other", _qualname(tp), message=_short_repr(out))
+
+
+def _values_from_json(d: dict, kind: str, dtype: str, shape: tuple) -> torch.Tensor:
+    """The stored numbers of an "ndarray"/"scalar" observation (float64 or int64), strictly."""
+    n = math.prod(shape)
+    if n > MAX_ELEMENTS:
+        raise ValueError("array too large")
+    floating = dtype.startswith("float")
+    raw = base64.b64decode(d.get("data", ""), validate=True)
+    if len(raw) != 8 * n:
+        raise ValueError("data does not match the shape")
+    store = torch.float64 if floating else torch.int64
+    return torch.frombuffer(bytearray(raw), dtype=store).reshape(shape) if n else torch.zeros(shape, dtype=store)
+
+
+def _observation_from_json(d: dict, depth: int) -> "Observation | None":
+    """The new kinds ("ndarray", "scalar", "tuple"); None for the kinds Observation.from_json knows."""
+    kind = d.get("kind")
+    if kind not in ("ndarray", "scalar", "tuple"):
+        return None
+    shape = d.get("shape", [])
+    if (not isinstance(shape, list) or len(shape) > 8
+            or not all(isinstance(s, int) and 0 <= s <= MAX_ELEMENTS for s in shape)):
+        raise ValueError("bad shape")
+    shape = tuple(shape)
+    strings = [d.get(k, "") for k in ("type", "dtype", "message")]
+    if not all(isinstance(s, str) and len(s) <= 4000 for s in strings):
+        raise ValueError("bad strings")
+    tp, dtype, message = strings
+    if kind == "tuple":
+        items = d.get("items")
+        if depth > 0 or not isinstance(items, list) or len(items) > MAX_ITEMS:
+            raise ValueError("bad tuple")
+        return Observation("tuple", "tuple", message=message, items=[
+            Observation.from_json(x, depth + 1) for x in items])
+    if kind == "ndarray":
+        if tp != "numpy.ndarray" or dtype not in NP_DTYPES:
+            raise ValueError("bad array type")
+    elif tp not in ("int", "float", "bool") or dtype != tp or shape != ():
+        raise ValueError("bad scalar")
+    return Observation(kind, tp, dtype, shape, _values_from_json(d, kind, dtype, shape), message)
+
+
+def observation_value(obs: Observation):
+    """The Python value an observation stands for (tensor, NumPy array, number, tuple).
+
+    Raises GradingError for kinds that hold no value (it raised, it is missing or refused, or it
+    returned something that is not a tensor, an array, a number or a tuple).
+    """
+    if obs.kind == "tensor":
+        dtype = getattr(torch, obs.dtype.replace("torch.", ""), None)
+        if not isinstance(dtype, torch.dtype):
+            raise GradingError(f"returned a tensor of an unsupported dtype {obs.dtype}")
+        return obs.values.to(dtype)
+    if obs.kind == "ndarray":
+        return obs.values.numpy().astype(obs.dtype)
+    if obs.kind == "scalar":
+        return {"int": int, "float": float, "bool": bool}[obs.type](obs.values.item())
+    if obs.kind == "tuple":
+        return tuple(observation_value(x) for x in obs.items)
+    if obs.kind == "error":
+        raise GradingError(f"raised {obs.message}")
+    if obs.kind in ("missing", "refused"):
+        raise GradingError(obs.message)
+    raise GradingError(f"returned {obs.type or 'something'} ({obs.message})")
+
+
+# -- comparing with the reference ------------------------------------------------------------
+
+@dataclasses.dataclass
+class Raised:
+    """The reference raised ValueError on this input: the student's function must raise it too."""
+    exc: BaseException
+
+    @property
+    def name(self) -> str:
+        return type(self.exc).__name__
+
+
+def _exception_names(exc: BaseException) -> tuple:
+    return tuple(_qualname(c) for c in type(exc).__mro__ if c is not object)[:16]
+
+
+def _kind_words(obs: Observation) -> str:
+    if obs.kind == "tuple":
+        return f"a tuple of {len(obs.items)}"
+    if obs.kind == "scalar":
+        return f"{obs.type} {obs.message}"
+    if obs.kind in ("tensor", "ndarray"):
+        return f"a {'NumPy array' if obs.kind == 'ndarray' else 'tensor'} of dtype {obs.dtype}, shape {tuple(obs.shape)}"
+    return f"{obs.type or 'something'} ({obs.message})"
+
+
+def compare_value(got: Observation, expected, *, what: str, rtol=None, atol=None) -> str | None:
+    """Like ``compare`` for any reference output: tensors, NumPy arrays, numbers, tuples, Raised."""
+    if isinstance(expected, Raised):
+        if got.kind == "error":
+            if _qualname(type(expected.exc)) in got.mro:
+                return None
+            return (f"{what} raised {got.message}, but the reference raises {expected.name} for this input "
+                    f"({expected.exc}); raise {expected.name}")
+        if got.kind in ("missing", "refused"):
+            return got.message
+        return (f"{what} returned {_kind_words(got)}, but this input is not valid: the reference raises "
+                f"{expected.name} ({expected.exc}). Check the input and raise {expected.name}")
+    if type(expected) is torch.Tensor:
+        return compare(got, expected, what=what, rtol=rtol, atol=atol)
+    if got.kind == "error":
+        return f"{what} raised {got.message}"
+    if got.kind in ("missing", "refused"):
+        return got.message
+    if type(expected) is tuple:
+        if got.kind != "tuple":
+            return f"{what} returned {_kind_words(got)}, expected a tuple of {len(expected)} (return a, b)"
+        if len(got.items) != len(expected):
+            return f"{what} returned a tuple of {len(got.items)}, expected a tuple of {len(expected)}"
+        for i, (g, e) in enumerate(zip(got.items, expected)):
+            why = compare_value(g, e, what=f"item {i} of what {what} returned", rtol=rtol, atol=atol)
+            if why:
+                return why
+        return None
+    if type(expected) is np.ndarray:
+        return _compare_array(got, expected, what=what, rtol=rtol, atol=atol)
+    if type(expected) in (int, float, bool):
+        name = type(expected).__name__
+        if got.kind != "scalar" or got.type != name:
+            return f"{what} returned {_kind_words(got)}, expected exactly a Python {name}" + (
+                " (convert with int(...))" if name == "int" else "")
+        g = got.values.item()
+        if name == "float":
+            r, a = _tolerance("torch.float64", rtol, atol)
+            if math.isclose(g, expected, rel_tol=r, abs_tol=a):
+                return None
+        elif g == int(expected):
+            return None
+        return f"{what} returned {_fmt(g) if name == 'float' else g}, expected {_fmt(expected) if name == 'float' else expected}"
+    raise TypeError(f"the reference returned {type(expected).__name__}, which grading cannot compare")
+
+
+def _compare_array(got: Observation, expected: np.ndarray, *, what: str, rtol=None, atol=None) -> str | None:
+    if got.kind != "ndarray":
+        return (f"{what} returned {_kind_words(got)}, expected exactly a numpy.ndarray "
+                f"(type(out) is np.ndarray; tensors, lists and array subclasses do not count)")
+    if tuple(got.shape) != tuple(expected.shape):
+        return f"{what} has shape {tuple(got.shape)} but the reference gives shape {tuple(expected.shape)}"
+    if got.dtype != str(expected.dtype):
+        return f"{what} has dtype {got.dtype} but the reference gives {expected.dtype} (keep the input's dtype)"
+    if expected.dtype.kind != "f":                            # integers and booleans: exactly equal
+        exp = torch.from_numpy(expected.astype(np.int64))
+        bad = got.values != exp
+        if not bool(bad.any()):
+            return None
+        first = tuple(int(i) for i in torch.nonzero(bad)[0]) if exp.ndim else ()
+        at = f" (first at index {first})" if exp.ndim else ""
+        return (f"{what} does not match: {int(bad.sum())} of {exp.numel()} values differ{at}: expected "
+                f"{int(exp[first])}, got {int(got.values[first])} (integers must be exactly equal)")
+    rt, at = _tolerance("torch.float64" if expected.dtype == np.float64 else "torch.float32", rtol, atol)
+    exp = torch.from_numpy(expected.astype(np.float64))
+    as_tensor = Observation("tensor", "torch.Tensor", "torch.float64", got.shape, got.values)
+    return compare(as_tensor, exp, what=what, rtol=rt, atol=at)
+
+
+# -- invariants of random transforms ---------------------------------------------------------
+
+MIN_SURVIVOR = 9                 # objects of at least this many pixels must survive a warp
+FOLLOW_AGREEMENT = 0.8           # share of object pixels whose grey level names their own label
+
+
+def _pair(out, args) -> str | None:
+    if type(out) is not tuple or len(out) != 2 or not all(type(x) is np.ndarray for x in out):
+        return "it must return a tuple (image, labels) of two NumPy arrays"
+    return None
+
+
+def _shapes(out, args) -> str | None:
+    for i, name in enumerate(("image", "labels")):
+        if out[i].shape != args[i].shape:
+            return f"the {name} has shape {out[i].shape}, expected the input's shape {args[i].shape}"
+    return None
+
+
+def _dtypes(out, args) -> str | None:
+    for i, name in enumerate(("image", "labels")):
+        if out[i].dtype != args[i].dtype:
+            return f"the {name} has dtype {out[i].dtype}, expected the input's dtype {args[i].dtype}"
+    return None
+
+
+def _labels_subset(out, args) -> str | None:
+    new = sorted(set(np.unique(out[1]).tolist()) - set(np.unique(args[1]).tolist()))
+    if new:
+        return (f"the labels contain {new[:5]}, values that are not in the input labels (interpolate labels "
+                f"with order=0, nearest neighbour, never blend instance ids)")
+    return None
+
+
+def _objects_survive(out, args) -> str | None:
+    ids, counts = np.unique(args[1], return_counts=True)
+    lost = [int(k) for k, c in zip(ids, counts) if k != 0 and c >= MIN_SURVIVOR and not np.any(out[1] == k)]
+    if lost:
+        return f"objects {lost[:5]} of the input labels are gone after a moderate deformation"
+    return None
+
+
+def _labels_follow_image(out, args) -> str | None:
+    image_in, lab_in = args[0], args[1]
+    if out[0].ndim != 3 or out[0].shape[1:] != out[1].shape:
+        return f"the image {out[0].shape} and the labels {out[1].shape} do not fit together ((C, H, W) and (H, W))"
+    ids = [int(k) for k in np.unique(lab_in)]
+    levels = np.array([np.median(image_in[0][lab_in == k]) for k in ids])                 # (K,)
+    if len(ids) > 1 and np.min(np.diff(np.sort(levels))) < 0.05:
+        raise ValueError("labels_follow_image needs an image painted from the labels "
+                         "(grading.image(..., paint='labels'))")
+    if len(ids) < 2:
+        return None
+    named = np.asarray(ids)[np.abs(out[0][0][..., None] - levels).argmin(-1)]           # (H, W)
+    objects = (out[1] != 0) | (named != 0)
+    if not objects.any():
+        return None
+    agree = float(np.mean(named[objects] == out[1][objects]))
+    if agree < FOLLOW_AGREEMENT:
+        return (f"the labels do not follow the image: on only {agree:.0%} of the object pixels does the image "
+                f"show the object the labels name there (transform the image and the labels with the same "
+                f"random draw)")
+    return None
+
+
+INVARIANTS = {"pair": _pair, "shapes": _shapes, "dtypes": _dtypes, "labels_subset": _labels_subset,
+              "objects_survive": _objects_survive, "labels_follow_image": _labels_follow_image}
+# f(image, labels, ...) -> (image, labels) with the same shapes: flips, rotations, warps, elastic
+JOINT_WARP_INVARIANTS = ("pair", "shapes", "dtypes", "labels_subset", "objects_survive", "labels_follow_image")
+
+
+def _check_invariants_on(name: str, invariants, case: Case, got: Observation) -> str | None:
+    what = f"{name} on {case.describe()}"
+    if got.kind in ("missing", "refused"):
+        return got.message
+    try:
+        out = observation_value(got)
+    except GradingError as exc:
+        return f"{what} {exc}"
+    for inv in ("pair",) + tuple(i for i in invariants if i != "pair"):   # all of them need the pair
+        why = INVARIANTS[inv](out, case.args)
+        if why:
+            return f"{what}: {why}"
+    return None
+
+
+def check_invariants(name: str, invariants, cases: Cases, *, reference: str | None = None,
+                     namespace: dict | None = None) -> None:
+    """Check properties that must hold for every output of a random function (no reference output).
+
+    ``invariants``: names from ``INVARIANTS`` (e.g. ``grading.JOINT_WARP_INVARIANTS``), each a
+    property of ``(output, inputs)``. ``reference``: optional dotted name; a function that is or
+    calls it is refused (as in ``check_function``). The modes are those of ``check_function``:
+    record mode only records the outputs; verify mode regenerates the secret inputs and decides
+    the invariants here, in the grader's process, from the recorded outputs.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"name must be the name of the student's function as a string, got {name!r}")
+    if not isinstance(cases, Cases):
+        raise TypeError(f"cases must come from grading.cases(...), got {type(cases).__name__}")
+    invariants = tuple(invariants) if not isinstance(invariants, str) else (invariants,)
+    unknown = [i for i in invariants if i not in INVARIANTS]
+    if not invariants or unknown:
+        raise ValueError(f"invariants must be names from {sorted(INVARIANTS)}, got {list(invariants)}")
+    if reference is not None and not isinstance(reference, str):
+        raise TypeError(f"reference must be a dotted name or None, got {type(reference).__name__}")
+    key = check_key(name, f"invariants:{','.join(invariants)}:{reference}", cases, None)
+    if _VERIFY is not None:
+        return _VERIFY.check_invariants(key, name, invariants, cases, reference)
+    ns = namespace if namespace is not None else sys._getframe(1).f_globals
+    if os.environ.get(RECORD_ENV):
+        return _record(key, name, cases, None, ns)
+    fn, missing = _lookup(name, ns)
+    if missing is not None:
+        raise GradingError(missing.message)
+    index = _index_for(reference) if reference else None
+    why = refusal(fn, index) if index else None
+    if why:
+        raise GradingError(f"{name} is refused: {why}. Write your own implementation; the reference "
+                           f"is not available when your notebook is graded.")
+    generated = cases.generate(PUBLIC_SEED)
+    for case in generated:
+        with (tripwires(index) if index else contextlib.nullcontext(None)) as watch:
+            got = _evaluate(fn, case, None, PUBLIC_SEED, pause=watch.paused if watch else None)
+        if watch is not None and watch.calls:
+            raise GradingError(f"{name} calls {watch.calls[0]} (detected while the test ran). Write your own "
+                               f"implementation; the reference is not available when your notebook is graded.")
+        why = _check_invariants_on(name, invariants, case, got)
+        if why:
+            raise GradingError(why)
+    print(f"✓ {name}: {', '.join(invariants)} hold on {len(generated)} input{'s' * (len(generated) != 1)}")
+
+
+def _verify_invariants(self, key, name, invariants, cases, reference) -> None:
+    """VerifyContext.check_invariants: decide the invariants from the recorded outputs."""
+    self.checks.append(name)
+    if name in self.copies:
+        raise GradingError(f"{name} is refused: {self.copies[name]}.")
+    observed = self.records.get(key)
+    if observed is None:
+        raise GradingError(f"this test did not run in your notebook, so {name} could not be "
+                           f"checked (a cell before it stopped the kernel, ran out of time, or the "
+                           f"test cell was changed)")
+    generated = cases.generate(self.seed)
+    for case in generated:
+        got = observed[case.index] if case.index < len(observed) else None
+        if got is None:
+            raise GradingError(f"no output of {name} was recorded for {case.describe()}")
+        why = _check_invariants_on(name, invariants, case, got)
+        if why:
+            raise GradingError(why)
+    print(f"✓ {name}: {', '.join(invariants)} hold on {len(generated)} secret input"
+          f"{'s' * (len(generated) != 1)}")
+
+
+VerifyContext.check_invariants = _verify_invariants
+
+
+# -- which functions identify a reference -----------------------------------------------------
+
+def _index_for(reference) -> "_ReferenceIndex":
+    """The reference index for refusals: a comp448 subpackage, or the one outside function itself.
+
+    A reference outside comp448 (``torch.nn.functional.conv_transpose2d``) indexes only that
+    function (its identity, and its bytecode if it is Python code), never its package: using
+    torch is allowed, calling the very function the exercise asks for is not.
+    """
+    module = reference_module(reference)
+    if module == "comp448" or module.startswith("comp448."):
+        return _ReferenceIndex([module])
+    return _ReferenceIndex.single(_reference_name(reference))
+
+
+def _single_index(cls, path: str) -> "_ReferenceIndex":
+    index = cls.__new__(cls)
+    index.module_names, index.modules, index.files = [], [], set()
+    index.functions, index.fingerprints = {}, {}
+    obj = _resolve(path)
+    index.functions[id(obj)] = (obj, path)
+    if isinstance(obj, types.FunctionType):
+        for c in _code_objects(obj.__code__):
+            fp = _code_fingerprint(c)
+            if fp:
+                index.fingerprints.setdefault(fp, path)
+    return index
+
+
+_ReferenceIndex.single = classmethod(_single_index)
+
+
+def _used_names(sources, defs: dict, aliases: dict) -> dict:
+    """{name: every global/attribute name it uses}, for each top-level function and binding.
+
+    For a function: the names its code (and the helpers it calls) uses. Unlike ``__names__`` its
+    own name is not included unless it calls itself, so ``forbid=("torch.nn.functional.max_unpool2d",)``
+    does not refuse a student function that is merely *named* max_unpool2d. A top-level binding
+    that is not a ``def`` (``f = F.max_unpool2d``, ``f = lambda ...``, ``from m import g as f``) uses
+    the names of its right-hand side or import, so binding the forbidden function is caught too.
+    """
+    bindings: dict[str, set] = {}
+    for src in sources:
+        try:
+            tree = ast.parse(_to_python(src))
+        except (SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    bindings.setdefault(alias.asname or alias.name, set()).add(alias.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    bindings.setdefault(alias.asname or alias.name.split(".")[0], set()).update(
+                        alias.name.split("."))
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+                used |= {n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)}
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        bindings.setdefault(t.id, set()).update(used)
+
+    def closure(start: str, first) -> set:
+        seen, todo = set(), list(first)
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in aliases:
+                todo.append(aliases[n])
+            if n in defs and n != start:
+                todo.extend(_names_in(defs[n]))
+            elif n not in defs and n != start:
+                todo.extend(bindings.get(n, ()))
+        return seen
+
+    out = {fname: closure(fname, _names_in(code)) for fname, code in defs.items()}
+    for bound, used in bindings.items():
+        if bound not in out:
+            out[bound] = closure(bound, used)
+    return out
