@@ -432,7 +432,27 @@ class Trainer:
             out = (model or self.train_model)(*inputs)
         return _to_float(out)
 
-    # ----- one epoch of training
+    # ----- one optimiser step and one epoch of training
+
+    def train_step(self, batch: Mapping) -> tuple[torch.Tensor, dict, int]:
+        """forward (autocast) -> loss spec (float32) -> backward (DDP averages gradients) -> clip ->
+        optimiser step (through the GradScaler) -> scheduler step. ``batch`` is already on the device.
+        Returns ``(loss, parts, batch size)``; the loss is not synchronised (no ``.item()``)."""
+        cfg = self.cfg
+        inputs = self.inputs(batch)                              # (B/W, C, *spatial), ...
+        outputs = self.forward(*inputs)
+        loss, parts = self.spec(outputs, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                           cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss, parts, inputs[0].shape[0]
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, main = self.cfg, self.dist.is_main
@@ -443,28 +463,14 @@ class Trainer:
         self.train_model.train()
         sums: dict[str, torch.Tensor] = {}
         n_seen = torch.zeros((), device=self.device)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
         bar = tqdm(self.train_loader, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (main and cfg.progress), leave=False, dynamic_ncols=True)
         for step, batch in enumerate(bar):
             if step >= self.steps_per_epoch:
                 break
             batch = self.to_device(batch)
-            inputs = self.inputs(batch)
-            x = inputs[0]                                            # (B/W, C, *spatial)
-            outputs = self.forward(*inputs)
-            loss, parts = self.spec(outputs, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()                       # DDP averages gradients here
-            if cfg.grad_clip is not None:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.scheduler is not None:
-                self.scheduler.step()
+            loss, parts, b = self.train_step(batch)
             self.global_step += 1
-            b = x.shape[0]
             n_seen += b
             for k, v in {"loss": loss.detach(), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v.float() * b

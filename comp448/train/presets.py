@@ -279,6 +279,24 @@ _add(Preset(
     config=dict(epochs=60, batch_size=4, lr=1e-4, input_key="thick_slices", **GPU),
     short={**SHORT_3D, "model_kwargs": dict(width=16, depth=4)}))
 
+# seconds-long smoke runs of every preset (tests/train/test_presets.py, ``--size``/``--model`` on the CLI)
+for _name, _tiny in {
+    "unet-nuclei-cpu": dict(size=32, model_kwargs=dict(base=4, depth=2)),
+    "unet-nuclei-gpu": dict(size=36, model_kwargs=dict(base=4, depth=2)),
+    "dcan-glands-gpu": dict(size=64, model_kwargs=dict(base=4, conv6_channels=16)),
+    "deepdistance-nuclei-gpu": dict(size=32, model_kwargs=dict(base=4, depth=2)),
+    "fouriernet-oct-gpu": dict(size=32, model_kwargs=dict(base=4, depth=2, hidden=16)),
+    "attentionboost-glands-gpu": dict(size=32, model_kwargs=dict(base=4, depth=2)),
+    "fcn8s-glands-gpu": dict(size=64, model_kwargs=dict(base=4, fc_channels=16)),
+    "deconvnet-glands-gpu": dict(size=64, model_kwargs=dict(base=4, fc_channels=16, fc_kernel=2)),
+    "unet3d-blobs-gpu": dict(size=(16, 16, 16), model_kwargs=dict(base=4, depth=2)),
+    "vnet-blobs-gpu": dict(size=(16, 16, 16), model_kwargs=dict(base=4)),
+    "voxresnet-blobs-gpu": dict(size=(16, 16, 16), model_kwargs=dict(base=4, side_channels=2)),
+    "segnetmri-gpu": dict(size=32, model_kwargs=dict(base=4, depth=2, n_blocks=2)),
+    "deepresolve-gpu": dict(size=(16, 16, 16), model_kwargs=dict(width=8, depth=3)),
+}.items():
+    PRESETS[_name].tiny = _tiny
+
 
 def _bce(logits, target, weight=None):
     from comp448 import losses
