@@ -27,9 +27,10 @@ import importlib
 # name -> module that defines it (imported on first use, so `import comp448.nets` is cheap)
 _WHERE = {
     "VGG16Encoder": "fcn", "FCN32s": "fcn", "FCN16s": "fcn", "FCN8s": "fcn",
-    "bilinear_kernel": "fcn", "load_torchvision_vgg16": "fcn",
+    "bilinear_kernel": "fcn", "load_torchvision_vgg16": "fcn", "fc_as_conv": "fcn", "fuse_scores": "fcn",
     "DeconvNet": "deconvnet",
     "UNet": "unet", "MultiTaskUNet": "unet", "unet_output_size": "unet", "center_crop": "unet",
+    "crop_and_concat": "unet",
     "DCAN": "dcan",
     "DeepDistance": "deepdistance",
     "FourierNet": "fouriernet",

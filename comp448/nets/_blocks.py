@@ -72,6 +72,26 @@ def center_crop(x: torch.Tensor, size) -> torch.Tensor:
     return x[..., top:top + h, left:left + w]
 
 
+def crop_and_concat(skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """U-Net's "copy and crop" (slide 9): ``cat([center_crop(skip, up's size), up], dim=1)``.
+
+    Slide 9: "deconvolution is applied on the concatenation of high-resolution features of an
+    encoder layer and the output of the previous upsampling layer" (Ronneberger et al. 2015,
+    Fig. 1, grey arrows). With unpadded convolutions the encoder map ``skip`` ``(B, C1, H, W)`` is
+    larger than the upsampled map ``up`` ``(B, C2, h, w)``; it is centre-cropped (offset
+    ``(H - h) // 2``) and put first. Returns ``(B, C1 + C2, h, w)``. The ``Decoder`` of
+    ``padding="valid"`` networks (:class:`~comp448.nets.UNet`) uses this.
+    """
+    check_tensor("skip", skip, ndim=4)
+    check_tensor("up", up, ndim=4)
+    if skip.shape[0] != up.shape[0]:
+        raise ValueError(f"skip and up must have the same batch size, got {tuple(skip.shape)} and {tuple(up.shape)}")
+    if skip.shape[-2] < up.shape[-2] or skip.shape[-1] < up.shape[-1]:
+        raise ValueError(f"skip {tuple(skip.shape)} must be at least as large as up {tuple(up.shape)} "
+                         f"in H and W (it is cropped to up's size)")
+    return torch.cat([center_crop(skip, up.shape[-2:]), up], dim=1)      # (B, C1 + C2, h, w)
+
+
 def he_init(module: nn.Module) -> None:
     """He-normal weights, std sqrt(2 / fan_in) (U-Net paper, Sec. 3), zero biases."""
     for m in module.modules():
@@ -173,6 +193,9 @@ class Decoder(nn.Module):
 
     def forward(self, skips: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         for up, block, skip in zip(self.ups, self.blocks, reversed(skips)):
+            if self.padding == "valid":                  # U-Net: copy and crop
+                x = block(crop_and_concat(skip, up(x)))  # (B, w[i], h', w')
+                continue
             u, s = self._match(up(x), skip)              # both (B, ., h, w)
             x = block(torch.cat([s, u], dim=1))          # (B, w[i], h', w')
         return x                                         # (B, base, H_out, W_out)

@@ -53,9 +53,13 @@ Width knob: ``base`` (VGG widths ``base * (1, 2, 4, 8, 8)``) and ``fc_channels``
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_tensor
 from ._blocks import check_image, check_int, check_prob
 
 # (number of 3x3 convs, width multiplier of base) for the five VGG-16 groups
@@ -82,6 +86,79 @@ def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
     idx = torch.arange(channels)
     weight[idx, idx] = filt
     return weight
+
+
+def fc_as_conv(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A fully connected layer applied as a convolution (slide 3: "converts all fully connected layers
+    to convolutions"; Long et al. 2015, Sec. 3.1 and Fig. 2).
+
+    A classifier's fully connected layer reads a ``C x k x k`` feature map flattened in ``(c, u, v)``
+    order (``torch.flatten``) and computes ``s_o = b_o + sum_{c,u,v} W[o, (c*k + u)*k + v] f[c, u, v]``.
+    That is a ``k x k`` convolution (stride 1, no padding) with ``W`` reshaped to ``(O, C, k, k)``:
+    on the classifier's own input size it gives the same ``O`` scores as a ``1 x 1`` map, on a
+    larger map it slides the classifier over every ``k x k`` window, giving a heat map.
+    (FCN's fc6 is this with C = 512, k = 7; ``load_torchvision_vgg16`` copies VGG-16's weights so.)
+
+    Args:
+        features: ``(B, C, H, W)`` float, ``H, W >= k``.
+        weight: the ``nn.Linear`` weight ``(O, C * k * k)``; ``k`` is found from the shapes.
+        bias: ``(O,)`` or None.
+    Returns:
+        ``(B, O, H - k + 1, W - k + 1)``.
+    """
+    check_tensor("features", features, floating=True, ndim=4)
+    check_tensor("weight", weight, floating=True, ndim=2)
+    C = features.shape[1]
+    O, n_in = weight.shape
+    k = math.isqrt(n_in // C) if C and n_in % C == 0 else 0
+    if k < 1 or C * k * k != n_in:
+        raise ValueError(f"weight must have shape (O, C*k*k) with C={C} the channels of features, "
+                         f"got {tuple(weight.shape)} ({n_in} is not {C} times a square)")
+    if bias is not None:
+        check_tensor("bias", bias, floating=True, ndim=1)
+        if bias.shape[0] != O:
+            raise ValueError(f"bias must have shape ({O},) to match weight, got {tuple(bias.shape)}")
+    if features.shape[-2] < k or features.shape[-1] < k:
+        raise ValueError(f"features has spatial size {tuple(features.shape[-2:])}; the layer reads "
+                         f"{k}x{k} windows, so H and W must be >= {k}")
+    return F.conv2d(features, weight.reshape(O, C, k, k), bias)      # (B, O, H-k+1, W-k+1)
+
+
+def fuse_scores(coarse: torch.Tensor, skip: torch.Tensor, up_weight: torch.Tensor, offset: int,
+                stride: int = 2) -> torch.Tensor:
+    """FCN skip fusion (slide 5): upsample the coarse class scores, crop the skip scores, add.
+
+    ``F = up(coarse) + skip[..., o:o + h, o:o + w]`` with ``up`` the transposed convolution of
+    ``up_weight`` (stride ``stride``, no padding, no bias) and ``(h, w)`` its output size. FCN-16s
+    fuses ``upscore2(score_fr)`` with ``score_pool4`` at offset 5, FCN-8s then ``upscore_pool4(.)``
+    with ``score_pool3`` at offset 9 (see the module docstring for where the offsets come from);
+    FCN fuses by **summing class scores**, not by concatenating features. :class:`FCN16s` and
+    :class:`FCN8s` call this function.
+
+    Args:
+        coarse: ``(B, K, h0, w0)`` scores at the coarser stride.
+        skip: ``(B, K, H, W)`` scores at the finer stride, ``H >= offset + h``, ``W >= offset + w``.
+        up_weight: ``(K, K, k, k)`` transposed-convolution weight (FCN: ``k = 2 * stride``, bilinear init).
+        offset: crop offset ``o >= 0``, the same for rows and columns.
+        stride: of the upsampling (2 in FCN's fusions).
+    Returns:
+        ``(B, K, h, w)`` with ``h = (h0 - 1) * stride + k``.
+    """
+    check_tensor("coarse", coarse, floating=True, ndim=4)
+    check_tensor("skip", skip, floating=True, ndim=4)
+    check_tensor("up_weight", up_weight, floating=True, ndim=4)
+    check_int("offset", offset, lo=0)
+    check_int("stride", stride)
+    if up_weight.shape[0] != coarse.shape[1]:
+        raise ValueError(f"up_weight must have shape (K, K_out, k, k) with K={coarse.shape[1]} the channels "
+                         f"of coarse, got {tuple(up_weight.shape)}")
+    up = F.conv_transpose2d(coarse, up_weight, stride=stride)         # (B, K, h, w)
+    h, w = up.shape[-2:]
+    if skip.shape[:2] != up.shape[:2] or skip.shape[-2] < offset + h or skip.shape[-1] < offset + w:
+        raise ValueError(f"skip must have shape (B, K, H, W) = ({up.shape[0]}, {up.shape[1]}, >= {offset + h}, "
+                         f">= {offset + w}) to be cropped at offset {offset} to the upsampled size {(h, w)}, "
+                         f"got {tuple(skip.shape)}")
+    return up + skip[..., offset:offset + h, offset:offset + w]
 
 
 def _bilinear_upsampler(channels: int, stride: int, padding: int, learnable: bool) -> nn.ConvTranspose2d:
@@ -207,12 +284,12 @@ class _FCN(nn.Module):
         score = self.score_fr(h)                              # (B, C, h32, w32)
         if self.stride == 32:
             return self._crop(self.upscore(score), 19, size)  # (B, C, H, W)
-        up = self.upscore2(score)                             # (B, C, 2*h32+2, .)
-        fuse = up + self._crop(self.score_pool4(f["pool4"] * self.scale_pool4), 5, up.shape[-2:])
+        # upscore2 (k4, s2, no bias) then + score_pool4 cropped at 5: (B, C, 2*h32+2, .)
+        fuse = fuse_scores(score, self.score_pool4(f["pool4"] * self.scale_pool4), self.upscore2.weight, 5)
         if self.stride == 16:
             return self._crop(self.upscore16(fuse), 27, size)  # (B, C, H, W)
-        up = self.upscore_pool4(fuse)                          # stride 8
-        fuse = up + self._crop(self.score_pool3(f["pool3"] * self.scale_pool3), 9, up.shape[-2:])
+        # upscore_pool4 (k4, s2) then + score_pool3 cropped at 9: stride 8
+        fuse = fuse_scores(fuse, self.score_pool3(f["pool3"] * self.scale_pool3), self.upscore_pool4.weight, 9)
         return self._crop(self.upscore8(fuse), 31, size)       # (B, C, H, W)
 
 

@@ -39,9 +39,9 @@ from torch import nn
 
 from .._checks import check_choice
 from ._blocks import PADDINGS, Decoder, Encoder, center_crop, check_image, check_int, check_min_size, \
-    check_prob, he_init
+    check_prob, crop_and_concat, he_init
 
-__all__ = ["UNet", "MultiTaskUNet", "unet_output_size", "center_crop"]
+__all__ = ["UNet", "MultiTaskUNet", "unet_output_size", "center_crop", "crop_and_concat"]
 
 
 def _output_size_1d(n: int, depth: int):

@@ -291,3 +291,88 @@ def test_encoder_outputs():
     assert out["conv1"].shape == (1, 2, 37, 64) and out["pool1"].shape == (1, 2, 18, 32)
     assert out["conv5"].shape == (1, 16, 2, 4) and out["pool5"].shape == (1, 16, 1, 2)
     assert out["indices3"].shape == out["pool3"].shape
+
+
+# ------------------------------------------------------------------------------ fc_as_conv, fuse_scores
+from comp448.nets import fc_as_conv, fuse_scores  # noqa: E402
+
+
+def test_fc_as_conv_equals_the_linear_layer_on_every_window():
+    torch.manual_seed(0)
+    C, k, O = 3, 4, 5
+    fc = nn.Linear(C * k * k, O)
+    x = torch.randn(2, C, 9, 7)
+    heat = fc_as_conv(x, fc.weight, fc.bias)
+    assert heat.shape == (2, O, 6, 4)
+    for i in range(6):                                      # the classifier on each window, written out
+        for j in range(4):
+            window = x[:, :, i:i + k, j:j + k].flatten(1)  # (B, C*k*k), torch.flatten's (c, u, v) order
+            torch.testing.assert_close(heat[:, :, i, j], fc(window))
+    # the classifier's own input size: the scores as a 1x1 map; no bias; k = 1 is a 1x1 conv
+    torch.testing.assert_close(fc_as_conv(x[:, :, :k, :k], fc.weight, fc.bias)[:, :, 0, 0], fc(x[:, :, :k, :k].flatten(1)))
+    torch.testing.assert_close(fc_as_conv(x, fc.weight)[:, :, 0, 0], fc(x[:, :, :k, :k].flatten(1)) - fc.bias)
+    w1 = torch.randn(2, C)
+    torch.testing.assert_close(fc_as_conv(x, w1), torch.einsum("oc,bchw->bohw", w1, x))
+
+
+def test_fc_as_conv_gradient_matches_the_linear_layer():
+    torch.manual_seed(1)
+    fc = nn.Linear(2 * 3 * 3, 4).double()
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    (g1,) = torch.autograd.grad(fc_as_conv(x, fc.weight, fc.bias).sum(), x)
+    (g2,) = torch.autograd.grad(fc(x.flatten(1)).sum(), x)
+    torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("args, err, match", [
+    ((torch.zeros(1, 3, 4, 4), torch.zeros(5, 20)), ValueError, "weight"),          # 20 is not 3 * k^2
+    ((torch.zeros(1, 2, 4, 4), torch.zeros(5, 2 * 25)), ValueError, "features"),    # k = 5 > 4
+    ((torch.zeros(1, 2, 4, 4), torch.zeros(5, 8), torch.zeros(4)), ValueError, "bias"),
+    ((torch.zeros(2, 4, 4), torch.zeros(5, 8)), ValueError, "features"),
+    ((torch.zeros(1, 2, 4, 4, dtype=torch.long), torch.zeros(5, 8)), TypeError, "features"),
+    ((torch.zeros(1, 2, 4, 4), [[1.0]]), TypeError, "weight"),
+])
+def test_fc_as_conv_errors(args, err, match):
+    with pytest.raises(err, match=match):
+        fc_as_conv(*args)
+
+
+def test_fuse_scores_is_upsample_crop_add():
+    torch.manual_seed(2)
+    coarse, skip = torch.randn(2, 3, 3, 4), torch.randn(2, 3, 14, 16)
+    up = nn.ConvTranspose2d(3, 3, 4, stride=2, bias=False)          # FCN's upscore2
+    for offset in (0, 5, 6):
+        fused = fuse_scores(coarse, skip, up.weight, offset)
+        expected = up(coarse) + skip[:, :, offset:offset + 8, offset:offset + 10]
+        assert fused.shape == (2, 3, 8, 10)
+        torch.testing.assert_close(fused, expected)
+    # stride 3, kernel 6: (h0 - 1) * 3 + 6
+    w = torch.randn(3, 3, 6, 6)
+    big = torch.randn(2, 3, 20, 20)
+    torch.testing.assert_close(fuse_scores(coarse, big, w, 1, stride=3),
+                               F.conv_transpose2d(coarse, w, stride=3) + big[:, :, 1:13, 1:16])
+
+
+@pytest.mark.parametrize("cls", [FCN16s, FCN8s])
+def test_fcn_fusion_uses_fuse_scores(cls, monkeypatch):
+    """The networks' forward calls fuse_scores with the upscore weights and the paper's offsets."""
+    import comp448.nets.fcn as fcn
+    calls = []
+    real = fcn.fuse_scores
+    monkeypatch.setattr(fcn, "fuse_scores", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    m = small(cls).eval()
+    m(torch.randn(1, 1, 40, 40))
+    assert calls == ([5] if cls is FCN16s else [5, 9])
+
+
+@pytest.mark.parametrize("args, err, match", [
+    ((torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 8, 8), torch.zeros(2, 2, 4, 4), 1), ValueError, "skip"),
+    ((torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 8, 8), torch.zeros(2, 2, 4, 4), 0), ValueError, "skip"),
+    ((torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 8, 8), torch.zeros(3, 2, 4, 4), 0), ValueError, "up_weight"),
+    ((torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 8, 8), torch.zeros(2, 2, 4, 4), -1), ValueError, "offset"),
+    ((torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 8, 8), torch.zeros(2, 2, 4, 4), 1.5), TypeError, "offset"),
+    ((torch.zeros(2, 3, 3), torch.zeros(1, 2, 8, 8), torch.zeros(2, 2, 4, 4), 0), ValueError, "coarse"),
+])
+def test_fuse_scores_errors(args, err, match):
+    with pytest.raises(err, match=match):
+        fuse_scores(*args)

@@ -213,3 +213,41 @@ def test_errors():
         m(torch.randn(1, 2, 16, 16))
     with pytest.raises(ValueError, match="x must have 4 dimensions"):
         m(torch.randn(1, 16, 16))
+
+
+# ------------------------------------------------------------------------------ crop_and_concat
+from comp448.nets import crop_and_concat  # noqa: E402
+
+
+def test_crop_and_concat_slices_and_order():
+    skip, up = torch.randn(2, 4, 13, 11), torch.randn(2, 3, 6, 7)
+    out = crop_and_concat(skip, up)
+    assert out.shape == (2, 7, 6, 7)
+    torch.testing.assert_close(out[:, :4], skip[:, :, 3:9, 2:9])      # (13 - 6) // 2 = 3, (11 - 7) // 2 = 2
+    torch.testing.assert_close(out[:, 4:], up)
+    same = torch.randn(2, 1, 13, 11)
+    torch.testing.assert_close(crop_and_concat(skip, same), torch.cat([skip, same], 1))
+
+
+def test_valid_unet_forward_is_crop_and_concat_of_its_own_layers():
+    """UNet(padding='valid') written out by hand with plain slicing gives the network's output."""
+    torch.manual_seed(0)
+    m = UNet(1, 2, base=2, depth=2, dropout=0.0).eval()
+    x = torch.randn(1, 1, 44, 44)
+    skips, h = m.encoder(x)
+    for up, block, skip in zip(m.decoder.ups, m.decoder.blocks, reversed(skips)):
+        u = up(h)
+        t, l = (skip.shape[-2] - u.shape[-2]) // 2, (skip.shape[-1] - u.shape[-1]) // 2
+        h = block(torch.cat([skip[..., t:t + u.shape[-2], l:l + u.shape[-1]], u], 1))
+    torch.testing.assert_close(m(x), m.head(h))
+
+
+@pytest.mark.parametrize("skip, up, err, match", [
+    (torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 5, 4), ValueError, "skip"),
+    (torch.zeros(2, 2, 8, 8), torch.zeros(1, 2, 4, 4), ValueError, "batch"),
+    (torch.zeros(2, 8, 8), torch.zeros(2, 2, 4, 4), ValueError, "skip"),
+    (torch.zeros(1, 2, 8, 8), [[0.0]], TypeError, "up"),
+])
+def test_crop_and_concat_errors(skip, up, err, match):
+    with pytest.raises(err, match=match):
+        crop_and_concat(skip, up)
