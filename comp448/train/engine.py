@@ -382,6 +382,7 @@ class Trainer:
         self.monitor, self.mode = self._monitor(val_data is not None)
         self.best, self.best_epoch, self.bad_epochs, self.best_state = None, None, 0, None
         self.val_sample = None
+        self.restored_epoch = None                        # epoch whose weights fit() restored (restore_best)
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
         if self.out_dir is not None and self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -666,8 +667,13 @@ class Trainer:
                 if main and cfg.progress:
                     tqdm.write(f"early stopping: {self.monitor} did not improve for {self.bad_epochs} validations")
                 break
-        if cfg.restore_best and self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+        if cfg.restore_best and self.best_epoch is not None:
+            state = self.best_state                       # None after a resume: read best.pt instead
+            if state is None and self.out_dir is not None and (self.out_dir / "best.pt").is_file():
+                state = torch.load(self.out_dir / "best.pt", map_location=self.device, weights_only=False)["model"]
+            if state is not None:
+                self.model.load_state_dict(state)
+                self.restored_epoch = self.best_epoch
         if self.out_dir is not None and main:
             self.write_outputs()
         D.barrier()
@@ -677,8 +683,7 @@ class Trainer:
         """The record of the returned weights (the best epoch if restored, else the last) plus run facts."""
         if not self.history:
             raise ValueError("no epoch has run yet: call fit() first")
-        use_best = self.cfg.restore_best and self.best_epoch is not None
-        rec = dict(self.history[self.best_epoch - 1] if use_best else self.history[-1])
+        rec = dict(self.history[self.restored_epoch - 1] if self.restored_epoch else self.history[-1])
         rec.update({"monitor": self.monitor, "best_epoch": self.best_epoch, "epochs_run": len(self.history),
                     "wall_time_s": sum(r["epoch_time_s"] for r in self.history), "device": str(self.device),
                     "amp": self.amp, "channels_last": self.channels_last, "compiled": self.compiled,

@@ -345,3 +345,16 @@ def test_nan_loss_raises():
     tr = make(epochs=1, val=0, loss=Task(lambda a, b: (a * float("nan")).mean()))
     with pytest.raises(FloatingPointError, match="training loss"):
         tr.fit()
+
+
+def test_resumed_run_restores_best_from_disk(tmp_path):
+    make(epochs=3, out_dir=str(tmp_path)).fit()
+    tr = make(epochs=4, out_dir=str(tmp_path))
+    tr.load_checkpoint(tmp_path / "last.pt")
+    tr.fit()
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert tr.restored_epoch == tr.best_epoch == best["epoch"]
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(v, best["model"][k])
+    assert tr.summary()["epoch"] == tr.best_epoch
+    assert tr.summary()["val_dice"] == max(r["val_dice"] for r in tr.history)
