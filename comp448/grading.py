@@ -68,7 +68,7 @@ __all__ = [
     "one_hot", "Gradient", "Observation", "GradingError", "find_reference_copies",
     "verify_test_cell", "VerifyResult",
     "check_invariants", "image", "instances", "binary_mask", "displacement", "switches", "rng", "Raised",
-    "INVARIANTS", "JOINT_WARP_INVARIANTS", "observe_value", "compare_value",
+    "INVARIANTS", "JOINT_WARP_INVARIANTS", "Invariants", "observe_value", "compare_value",
 ]
 
 RECORD_ENV = "COMP448_GRADING_RECORD"     # path of the record file (record mode)
@@ -843,6 +843,11 @@ def check_function(name: str, reference, cases: Cases, *, grad: str | None = Non
         forbid: dotted names of functions the student must not call (e.g. torch's own BCE).
         namespace: where to look ``name`` up (default: the globals of the calling cell).
     """
+    if isinstance(reference, Invariants):      # no reference output: properties of the outputs
+        if grad is not None:
+            raise ValueError("grad= cannot be combined with grading.Invariants")
+        return check_invariants(name, reference.names, cases, reference=reference.reference,
+                                namespace=namespace if namespace is not None else sys._getframe(1).f_globals)
     if not isinstance(name, str) or not name.isidentifier():
         raise TypeError(f"name must be the name of the student's function as a string, got {name!r}")
     if not isinstance(cases, Cases):
@@ -1682,6 +1687,29 @@ def _check_invariants_on(name: str, invariants, case: Case, got: Observation) ->
         if why:
             return f"{what}: {why}"
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Invariants:
+    """A "reference" for ``check_function`` that is a list of properties, for random functions.
+
+    ``grading.check_function("elastic_deform", grading.Invariants(grading.JOINT_WARP_INVARIANTS,
+    reference="comp448.augment.elastic_deform"), cases)`` is ``check_invariants(...)``: the outputs
+    are checked against the properties named (see ``INVARIANTS``), not against a reference output;
+    ``reference`` (optional) is only used to refuse a function that is or calls it.
+    """
+    names: tuple
+    reference: str | None = None
+
+    def __init__(self, names, reference: str | None = None):
+        names = (names,) if isinstance(names, str) else tuple(names)
+        unknown = [n for n in names if n not in INVARIANTS]
+        if not names or unknown:
+            raise ValueError(f"invariants must be names from {sorted(INVARIANTS)}, got {list(names)}")
+        if reference is not None and not isinstance(reference, str):
+            raise TypeError(f"reference must be a dotted name or None, got {type(reference).__name__}")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "reference", reference)
 
 
 def check_invariants(name: str, invariants, cases: Cases, *, reference: str | None = None,

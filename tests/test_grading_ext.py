@@ -371,7 +371,7 @@ def test_record_then_verify_numpy_tuples_ints_and_raises(monkeypatch, tmp_path):
     assert not result.passed and "does not match" in result.text
 
 
-INVARIANT_CELL = ("grading.check_invariants('elastic', grading.JOINT_WARP_INVARIANTS, grading.cases("
+INVARIANT_CELL = ("grading.check_function('elastic', grading.Invariants(grading.JOINT_WARP_INVARIANTS), grading.cases("
                   "image=grading.image(2, 32, 32, paint='labels'), labels=grading.instances(32, 32, n_objects=4), "
                   "rng=grading.rng(), sigma=3.0, repeat=2))\n"
                   "grading.check_invariants('elastic', " + repr(FOLLOW) + ", grading.cases("
@@ -457,3 +457,17 @@ def test_parse_records_new_kinds_strictly():
     assert grading.observe_value(np.int64(3)).kind == "other"
     assert grading.observe_value([1, 2]).kind == "other"
     assert grading.observe_value(np.zeros(2, dtype=np.complex64)).kind == "other"
+
+
+def test_invariants_as_a_check_function_reference():
+    cases = grading.cases(image=grading.image(1, 16, 16, paint="labels"), labels=grading.instances(16, 16, n_objects=2),
+                          rng=grading.rng(), sigma=1.0)
+    inv = grading.Invariants(FOLLOW, reference="comp448.augment.elastic_deform")
+    check("f", _elastic_plain, inv, cases)
+    assert "refused" in failure("f", elastic_deform, inv, cases)
+    assert "labels do not follow" in failure("f", _unwarped_labels, grading.Invariants(FOLLOW), cases.__class__(
+        cases.arguments[:3] + (("sigma", 6.0),), 4))
+    with pytest.raises(ValueError, match="invariants"):
+        grading.Invariants(("pair", "nope"))
+    with pytest.raises(ValueError, match="grad"):
+        check("f", _elastic_plain, inv, cases, grad="image")
