@@ -145,9 +145,10 @@ def _net(name, wrap=None, **fixed):
     return make
 
 
-def _side_weights(n_aux, epochs_to_zero=50):
-    """DCAN/VoxResNet style: auxiliary weights start at 1 and decay linearly to 0 (main output 1)."""
-    return lambda epoch: [1.0] + [max(0.0, 1.0 - epoch / epochs_to_zero)] * n_aux
+def _side_weights(epochs_to_zero=50):
+    """DCAN/VoxResNet style: the main output keeps weight 1, the auxiliary ones start at 1 and decay
+    linearly to 0 over ``epochs_to_zero`` epochs. A ``DeepSupervision`` weights callable."""
+    return lambda epoch, n: [1.0] + [max(0.0, 1.0 - epoch / epochs_to_zero)] * (n - 1)
 
 
 GPU = dict(amp="auto", channels_last="auto", compile="auto", num_workers=4)
@@ -186,8 +187,8 @@ _add(Preset(
     "dcan-glands-gpu", "DCAN (Chen 2016): VGG-16 encoder, segmentation + contour heads, each with 3 "
     "auxiliary classifiers (weights decayed over 50 epochs), 2-class cross-entropy; synthetic glands",
     _net("DCAN", in_channels=3, num_classes=2), _seg_data("glands", augment=True, targets=("contour",)),
-    lambda: MultiTask({"object": DeepSupervision(cross_entropy, "object", "mask", _side_weights(3), "multiclass"),
-                       "contour": DeepSupervision(cross_entropy, "contour", "contour", _side_weights(3),
+    lambda: MultiTask({"object": DeepSupervision(cross_entropy, "object", "mask", _side_weights(), "multiclass"),
+                       "contour": DeepSupervision(cross_entropy, "contour", "contour", _side_weights(),
                                                   "multiclass")}, weights={"object": 1.0, "contour": 1.0},
                       main="object"),
     size=256, n_train=512, n_val=64,
@@ -240,7 +241,7 @@ _add(Preset(
     "unet3d-blobs-gpu", "3D U-Net with multi-level deep supervision (Zeng 2017): 2-class cross-entropy "
     "on the main and auxiliary outputs (weights decayed); synthetic 3-D blobs",
     _net("UNet3D", in_channels=1, num_classes=2), _seg_data("blobs3d", augment=True),
-    lambda: DeepSupervision(cross_entropy, "seg", "mask", _side_weights(2), "multiclass"),
+    lambda: DeepSupervision(cross_entropy, "seg", "mask", _side_weights(), "multiclass"),
     size=(64, 128, 128), n_train=256, n_val=32,
     config=dict(epochs=60, batch_size=4, lr=1e-3, **GPU), short=SHORT_3D))
 
@@ -255,7 +256,7 @@ _add(Preset(
     "voxresnet-blobs-gpu", "VoxResNet (Chen 2018): VoxRes modules, 4 side classifiers fused, deep "
     "supervision with decayed auxiliary weights, 2-class cross-entropy; synthetic 3-D blobs",
     _net("VoxResNet", in_channels=1, num_classes=2), _seg_data("blobs3d", augment=True),
-    lambda: DeepSupervision(cross_entropy, "seg", "mask", _side_weights(4), "multiclass"),
+    lambda: DeepSupervision(cross_entropy, "seg", "mask", _side_weights(), "multiclass"),
     size=(64, 128, 128), n_train=256, n_val=32,
     config=dict(epochs=60, batch_size=4, lr=1e-3, **GPU), short=SHORT_3D))
 

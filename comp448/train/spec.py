@@ -166,11 +166,12 @@ class DeepSupervision(LossSpec):
 
     Slide 25 (Zeng et al. 2017, 3D U-Net with multi-level deep supervision) and DCAN/VoxResNet:
     ``L = L_main + sum_k w_k L_aux_k``. ``weights`` is a list (main output first), ``None`` (the
-    losses module's default) or a callable ``epoch -> list`` for weights decayed during training.
+    losses module's default, all 1) or a callable ``(epoch, n_outputs) -> list`` for weights decayed
+    during training (the engine calls ``set_epoch`` before each epoch).
     """
 
     def __init__(self, loss_fn: Callable, task: str = "seg", target: str = "mask",
-                 weights: Sequence[float] | Callable[[int], Sequence[float]] | None = None,
+                 weights: Sequence[float] | Callable[[int, int], Sequence[float]] | None = None,
                  kind: str = "binary"):
         _check_fn(loss_fn)
         self.loss_fn, self.task, self.target, self.weights = loss_fn, task, target, weights
@@ -180,7 +181,7 @@ class DeepSupervision(LossSpec):
         from comp448 import losses, nets
         outs = nets.side_outputs(outputs, self.task)
         y = fit_to(batch_entry(batch, self.target, "target"), outs[0], f"target {self.target!r}", self.kind)
-        w = self.weights(self.epoch) if callable(self.weights) else self.weights
+        w = self.weights(self.epoch, len(outs)) if callable(self.weights) else self.weights
         loss = losses.deep_supervision_loss(outs, y, self.loss_fn, weights=w)
         return loss, {self.task: loss.detach()}
 

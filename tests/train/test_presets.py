@@ -128,3 +128,19 @@ def test_cli_errors(argv, msg, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert msg in capsys.readouterr().err
+
+
+def test_side_weight_schedule_and_loss_helpers():
+    w = presets._side_weights(10)
+    assert w(0, 4) == [1.0, 1.0, 1.0, 1.0] and w(5, 3) == [1.0, 0.5, 0.5] and w(20, 2) == [1.0, 0.0]
+    logits = torch.randn(2, 2, 4, 4)
+    target = torch.randint(0, 2, (2, 4, 4))
+    weight = torch.rand(2, 1, 4, 4)
+    # weighted CE written out: -log softmax at the true class, times c_p, averaged over pixels
+    logp = torch.log_softmax(logits, 1).gather(1, target[:, None])
+    assert torch.allclose(presets.cross_entropy(logits, target, weight), (-logp * weight).mean(), atol=1e-6)
+    # V-Net Dice on the softmax foreground (squares in the denominator), written out
+    p1 = torch.softmax(logits, 1)[:, 1]
+    g = target.float()
+    d = 1 - (2 * (p1 * g).sum((1, 2)) + 1e-5) / ((p1 ** 2).sum((1, 2)) + (g ** 2).sum((1, 2)) + 1e-5)
+    assert torch.allclose(presets.softmax_dice(logits, target), d.mean(), atol=1e-5)

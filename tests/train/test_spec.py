@@ -77,7 +77,7 @@ def test_deep_supervision_equals_weighted_sum():
     expect = sum(w * bce(out[k], y) for w, k in zip([1.0, 0.5, 0.25], ["seg", "seg/aux1", "seg/aux2"]))
     assert torch.allclose(total, expect)
     assert spec.prediction(out) is out["seg"]
-    sched = DeepSupervision(bce, "seg", weights=lambda e: [1.0] + [1.0 / (1 + e)] * 2)
+    sched = DeepSupervision(bce, "seg", weights=lambda e, n: [1.0] + [1.0 / (1 + e)] * (n - 1))
     sched.set_epoch(3)
     expect = bce(out["seg"], y) + 0.25 * (bce(out["seg/aux1"], y) + bce(out["seg/aux2"], y))
     assert torch.allclose(sched(out, {"mask": y})[0], expect)
