@@ -1,7 +1,7 @@
 """Training-step throughput of the paper-size U-Net: a plain fp32 loop vs the engine's fast path.
 
-    python benchmarks/bench_train.py                          # H200 target: 256x256, batch 32
-    python benchmarks/bench_train.py --size 64 --batch 2 --steps 3 --warmup 1    # what a 2-core CPU can do
+    python benchmarks/bench_train.py          # on a CUDA GPU: 256x256, batch 32, 20 steps after 5 warm-up
+    python benchmarks/bench_train.py          # without one (scale_for_device): 64x64, batch 2, 3 steps after 2
 
 Network: ``comp448.nets.UNet(in_channels=1, num_classes=2, padding="same")``, the paper's widths
 (64..1024, depth 4, 31,030,658 parameters) with "same" 3x3 convolutions so that a 256x256 input gives
@@ -79,10 +79,13 @@ def bench_engine(model, x, y, steps, warmup, compile_):
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
+    from comp448.train import scale_for_device
+    full, short = dict(size=256, batch=32, steps=20, warmup=5), dict(size=64, batch=2, steps=3, warmup=2)
+    d = scale_for_device(full, short)
+    p.add_argument("--size", type=int, default=d["size"])
+    p.add_argument("--batch", type=int, default=d["batch"])
+    p.add_argument("--steps", type=int, default=d["steps"])
+    p.add_argument("--warmup", type=int, default=d["warmup"])
     p.add_argument("--base", type=int, default=64, help="U-Net width (64 = paper)")
     p.add_argument("--device", default="auto")
     p.add_argument("--valid", action="store_true", help="valid convolutions at the nearest admissible size")
