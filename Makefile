@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Two cores: keep torch from oversubscribing when tests run side by side.
 export OMP_NUM_THREADS ?= 2
-export MPLBACKEND ?= Agg
-PYTEST := $(BIN)/python -m pytest
+# Tests draw with the non-interactive backend; `make lab` keeps Jupyter's inline one.
+PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest
 
 .PHONY: setup system lab test test-fast test-slow exercises book bench clean
 
