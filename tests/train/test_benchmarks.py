@@ -14,6 +14,7 @@ def _load(name):
     return mod
 
 
+@pytest.mark.slow
 def test_bench_train_toy(tmp_path):
     bench = _load("bench_train")
     res = bench.main(["--size", "16", "--batch", "2", "--steps", "1", "--warmup", "0", "--base", "2",

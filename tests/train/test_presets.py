@@ -74,6 +74,7 @@ def test_mirror_pad_output_covers_the_tile():
             assert net(torch.zeros(1, 1, tile, tile)).shape[-2:] == (tile, tile)
 
 
+@pytest.mark.slow
 def test_run_modes_change_the_size(monkeypatch):
     monkeypatch.setenv("COMP448_RUN_MODE", "cpu")
     sizes = {}
