@@ -26,7 +26,6 @@ import json
 import time
 
 import numpy as np
-import torch
 from skimage.measure import label as connected_components
 
 
