@@ -1,12 +1,12 @@
 """Runs ONE student notebook inside the grading sandbox (bubblewrap) and streams what happened.
 
-This file is copied into the sandbox and run there as ``python runner.py /input/job.json``;
-it imports nothing from the course (only the standard library, nbformat and nbclient).
-Everything it prints is treated by the grader as untrusted: the student's kernel shares the
-sandbox with it and could forge its output. It only exists so that an honest notebook gets
-its outputs, timing and crash notes into the feedback.
+This file is bound into the sandbox and run there as ``python -I runner.py /input/job.json``.
+It uses only the standard library and jupyter_client (no nbformat/nbclient: their imports alone
+cost about two CPU seconds per student). Everything it prints is treated by the grader as
+untrusted: the student's kernel shares the sandbox with it and could forge its output. It exists
+so that an honest notebook gets its outputs, timing and crash notes into the feedback.
 
-Protocol: one JSON object per line on the private copy of stdout.
+Protocol: one JSON object per line on a private copy of stdout.
   {"type": "cell", "index": i, "status": "ok|error|timeout|died|not_run", "execution_count": n,
    "outputs": [...], "truncated": bool, "seconds": s}
   {"type": "record", "line": "<a line of the grading record>"}
@@ -15,6 +15,7 @@ Protocol: one JSON object per line on the private copy of stdout.
 import ctypes
 import json
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -23,13 +24,44 @@ import time
 
 
 def _private_stdout():
-    """Keep the pipe to the grader on a private fd; kernels inherit /dev/null and a log file."""
+    """Keep the pipe to the grader on a private fd; the kernel inherits /dev/null and a log file."""
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     try:  # not dumpable: the (same-uid) kernel cannot ptrace us or open /proc/<us>/fd/*
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:  # noqa: BLE001
         pass
     return out
+
+
+class Cell:
+    """Outputs of one cell, in nbformat's JSON form, with a byte budget."""
+
+    def __init__(self, budget: int):
+        self.outputs, self.budget, self.spent, self.truncated = [], budget, 0, False
+        self.execution_count, self.error = None, False
+
+    def add(self, msg_type: str, content: dict) -> None:
+        size = len(json.dumps(content, default=str))
+        self.spent += size
+        if self.spent > self.budget:
+            self.truncated = True
+            return
+        if msg_type == "stream":
+            name, text = content.get("name", "stdout"), content.get("text", "")
+            last = self.outputs[-1] if self.outputs else None
+            if last is not None and last["output_type"] == "stream" and last["name"] == name:
+                last["text"] += text
+            else:
+                self.outputs.append({"output_type": "stream", "name": name, "text": text})
+        elif msg_type in ("display_data", "execute_result"):
+            out = {"output_type": msg_type, "data": content.get("data", {}), "metadata": content.get("metadata", {})}
+            if msg_type == "execute_result":
+                out["execution_count"] = content.get("execution_count")
+            self.outputs.append(out)
+        elif msg_type == "error":
+            self.error = True
+            self.outputs.append({"output_type": "error", "ename": content.get("ename", ""),
+                                 "evalue": content.get("evalue", ""), "traceback": content.get("traceback", [])})
 
 
 def main(job_path: str) -> None:
@@ -56,8 +88,7 @@ def main(job_path: str) -> None:
             out.write(json.dumps(obj) + "\n")
 
     record_path = os.path.join(grading, "record.jsonl")
-    record_offset = [0]
-    record_budget = [job["record_bytes"]]
+    record_offset, record_budget = [0], [job["record_bytes"]]
 
     def forward_records():
         try:
@@ -73,14 +104,13 @@ def main(job_path: str) -> None:
         except OSError:
             pass
 
+    limits = job["limits"]
     kernels = os.path.join(grading, "jupyter", "kernels", "grading")
     os.makedirs(kernels, exist_ok=True)
-    limits = job["limits"]
     argv = [sys.executable, job["launcher"],
             "--memory-mb", str(limits["memory_mb"]), "--cpu-s", str(limits["cpu_s"]),
-            "--fsize-mb", str(limits["fsize_mb"]), "--nofile", "1024",
-            "--preload", job.get("preload", ""), "--", "-f", "{connection_file}",
-            "--HistoryManager.hist_file=:memory:"]
+            "--fsize-mb", str(limits["fsize_mb"]), "--nofile", "1024", "--preload", job.get("preload", ""),
+            "--", "-f", "{connection_file}", "--HistoryManager.hist_file=:memory:"]
     env = {"COMP448_GRADING_RECORD": record_path, "COMP448_GRADING_SEED": job["seed"],
            "NBGRADER_EXECUTION": "autograde", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "HOME": home, "IPYTHONDIR": os.path.join(home, ".ipython"),
@@ -90,42 +120,16 @@ def main(job_path: str) -> None:
     os.environ["JUPYTER_PATH"] = os.path.join(grading, "jupyter")
     os.environ.update({k: env[k] for k in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR")})
 
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    cell_limit = job["output_bytes_per_cell"]
-
-    class Client(NotebookClient):
-        """nbclient with a per-cell output budget (the rest is dropped, and counted)."""
-        spent: dict = {}
-        truncated: set = set()
-
-        def output(self, outs, msg, display_id, cell_index):
-            size = len(json.dumps(msg.get("content", {}), default=str))
-            self.spent[cell_index] = self.spent.get(cell_index, 0) + size
-            if self.spent[cell_index] > cell_limit:
-                self.truncated.add(cell_index)
-                return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    nb = nbformat.read(os.path.join(work, job["notebook"]), as_version=4)
-    timeout = job["cell_timeout"]
-    client = Client(
-        nb, timeout=timeout, kernel_name="grading", allow_errors=True, interrupt_on_timeout=True,
-        error_on_timeout={"ename": "CellTimeoutError",
-                          "evalue": f"this cell ran longer than {timeout} s and was interrupted",
-                          "traceback": [f"CellTimeoutError: this cell ran longer than {timeout} s and was interrupted"]},
-        iopub_timeout=job["grace_s"], raise_on_iopub_timeout=True, startup_timeout=job["startup_timeout"],
-        shutdown_kernel="immediate", record_timing=False, coalesce_streams=True,
-        resources={"metadata": {"path": work}})
+    with open(os.path.join(work, job["notebook"]), encoding="utf-8") as f:
+        nb = json.load(f)
 
     reason = ["finished"]
     me = os.getpid()
 
     def kill_others(why):
         """Kill every process of the sandbox except this runner (and bwrap's pid 1)."""
-        reason[0] = why
+        if reason[0] == "finished":
+            reason[0] = why
         for name in os.listdir("/proc"):
             if name.isdigit() and int(name) not in (1, me):
                 try:
@@ -139,57 +143,44 @@ def main(job_path: str) -> None:
         while not stop.wait(0.2):
             n = sum(1 for name in os.listdir("/proc") if name.isdigit())
             if n > limits["max_procs"]:
-                kill_others(f"more than {limits['max_procs']} processes")
+                kill_others(f"more than {limits['max_procs']} processes were started")
 
     threading.Thread(target=watchdog, daemon=True).start()
     deadline = time.monotonic() + job["total_timeout"]
     exit_code = None
+    km = None
     try:
-        with client.setup_kernel():
-            dead = False
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                left = deadline - time.monotonic()
-                if dead or left < 1:
-                    if not dead:
-                        reason[0] = f"the notebook ran out of its total time ({job['total_timeout']} s)"
-                        dead = True
-                    emit({"type": "cell", "index": index, "status": "not_run", "outputs": []})
-                    continue
-                client.timeout = int(max(1, min(timeout, left)))
-                started = time.monotonic()
-                status = "ok"
-                try:
-                    client.execute_cell(cell, index)
-                    if time.monotonic() - started >= client.timeout - 0.05:
-                        status = "timeout"
-                        cell.setdefault("outputs", []).append(
-                            {"output_type": "error", "ename": "CellTimeoutError", "traceback": [],
-                             "evalue": f"this cell ran longer than {client.timeout} s and was interrupted"})
-                    elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-                        status = "error"
-                except CellTimeoutError:
-                    status, dead = "timeout", True
-                    kill_others(f"cell {index} ignored the interrupt after its {timeout} s timeout")
-                except DeadKernelError:
-                    status, dead = "died", True
-                    if reason[0] == "finished":
-                        reason[0] = f"the kernel died in cell {index}"
-                except Exception as exc:  # noqa: BLE001 - keep going, say what happened
-                    status, dead = "died", True
-                    reason[0] = f"cell {index}: {type(exc).__name__}: {exc}"[:500]
-                if dead:
-                    proc = getattr(getattr(client.km, "provisioner", None), "process", None)
-                    if proc is not None:
-                        try:
-                            exit_code = proc.wait(timeout=2)
-                        except Exception:  # noqa: BLE001
-                            exit_code = proc.poll()
-                forward_records()
-                emit({"type": "cell", "index": index, "status": status,
-                      "execution_count": cell.get("execution_count"), "outputs": cell.get("outputs", []),
-                      "truncated": index in client.truncated, "seconds": round(time.monotonic() - started, 3)})
+        from jupyter_client import KernelManager
+        km = KernelManager(kernel_name="grading")
+        km.start_kernel(cwd=work)
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=job["startup_timeout"])
+        dead = False
+        for index, cell in enumerate(nb.get("cells", [])):
+            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+                continue
+            if dead or deadline - time.monotonic() < 1:
+                if not dead:
+                    reason[0] = f"the notebook ran out of its total time ({job['total_timeout']} s)"
+                    dead = True
+                emit({"type": "cell", "index": index, "status": "not_run", "outputs": []})
+                continue
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else str(source)
+            result, status, seconds = run_cell(kc, km, source, job, deadline)
+            if status == "hung":
+                kill_others(f"cell {index} ignored the interrupt after its {job['cell_timeout']} s timeout")
+                status, dead = "timeout", True
+                exit_code = _exit_code(km)
+            elif status in ("died", "timeout") and not km.is_alive():
+                dead = True
+                if reason[0] == "finished":
+                    reason[0] = f"the kernel died in cell {index}"
+                exit_code = _exit_code(km)
+            forward_records()
+            emit({"type": "cell", "index": index, "status": status, "execution_count": result.execution_count,
+                  "outputs": result.outputs, "truncated": result.truncated, "seconds": round(seconds, 3)})
     except Exception as exc:  # noqa: BLE001 - e.g. the kernel never started
         reason[0] = f"{type(exc).__name__}: {exc}"[:500]
     finally:
@@ -203,6 +194,58 @@ def main(job_path: str) -> None:
             tail = ""
         emit({"type": "end", "reason": reason[0], "exit": exit_code, "log": tail})
         out.flush()
+        if km is not None:
+            try:
+                km.shutdown_kernel(now=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _exit_code(km):
+    proc = getattr(getattr(km, "provisioner", None), "process", None)
+    if proc is None:
+        return None
+    try:
+        return proc.wait(timeout=2)
+    except Exception:  # noqa: BLE001
+        return proc.poll()
+
+
+def run_cell(kc, km, source: str, job: dict, deadline: float):
+    """Execute one cell: (Cell, status, seconds). status: ok | error | timeout | died | hung."""
+    cell = Cell(job["output_bytes_per_cell"])
+    started = time.monotonic()
+    timeout = min(job["cell_timeout"], max(1.0, deadline - started))
+    msg_id = kc.execute(source, store_history=True, allow_stdin=False, stop_on_error=False)
+    stop_at, interrupted = started + timeout, False
+    while True:
+        now = time.monotonic()
+        if now >= stop_at:
+            if interrupted:               # it did not come back after the interrupt
+                return cell, "hung", now - started
+            km.interrupt_kernel()
+            interrupted, stop_at = True, now + job["grace_s"]
+            cell.add("error", {"ename": "CellTimeoutError", "traceback": [],
+                               "evalue": f"this cell ran longer than {int(timeout)} s and was interrupted"})
+            continue
+        try:
+            msg = kc.get_iopub_msg(timeout=min(0.5, stop_at - now))
+        except queue.Empty:
+            if not km.is_alive():
+                return cell, "died", time.monotonic() - started
+            continue
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind, content = msg.get("msg_type"), msg.get("content", {})
+        if kind == "status" and content.get("execution_state") == "idle":
+            status = "timeout" if interrupted else ("error" if cell.error else "ok")
+            return cell, status, time.monotonic() - started
+        if kind == "execute_input":
+            cell.execution_count = content.get("execution_count")
+        elif kind == "clear_output":
+            cell.outputs = []
+        elif kind in ("stream", "display_data", "execute_result", "error"):
+            cell.add(kind, content)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,8 @@ class _Cgroups:
     def __init__(self, limits: Limits):
         self.dirs: list[Path] = []
         name = f"comp448-{uuid.uuid4().hex[:12]}"
-        for controller, settings in (("pids", {"pids.max": limits.max_procs + 8}),
+        # pids counts threads too: room for every process's threads, the watchdog counts processes
+        for controller, settings in (("pids", {"pids.max": 4 * limits.max_procs + 64}),
                                      ("memory", {"memory.limit_in_bytes": (limits.memory_mb + 1024) << 20})):
             base = Path("/sys/fs/cgroup") / controller
             try:

@@ -7,7 +7,9 @@
 Each assignment is released by ``nbgrader generate_assignment`` in a throw-away course folder
 (the same code path as ``python -m autograder release``): solution regions become
 ``# YOUR CODE HERE`` stubs, hidden tests are removed, cells are locked and checksummed. The
-result is copied to ``exercises/<a>/``; commit it. ``make exercises`` runs this script.
+result is copied to ``exercises/<a>/`` and stamped (Colab badge + Colab-only install cell,
+``tools/stamp_notebooks.py``; stamping comes after generation so that the badge opens the
+exercise, not the solution); commit it. ``make exercises`` runs this script.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
 from autograder.course import SOLUTIONS, Course  # noqa: E402
 
@@ -38,6 +41,8 @@ def make(names: list[str], out: Path, solutions: Path = SOLUTIONS) -> list[Path]
                 shutil.rmtree(dest)
             shutil.copytree(release, dest)
             written += sorted(dest.rglob("*.ipynb"))
+    from stamp_notebooks import stamp_paths
+    stamp_paths(written, root=out.parent)          # badge paths relative to the repo: exercises/<a>/...
     return written
 
 

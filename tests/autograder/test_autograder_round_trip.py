@@ -1,0 +1,56 @@
+"""A full round trip for every assignment, through the instructor's commands, in a temporary course.
+
+release -> two students (the solution: full autograded marks; the blank release: zero) ->
+autograde -> feedback HTML -> CSV export.
+"""
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from autograder.sandbox import bwrap_available  # noqa: E402
+
+ASSIGNMENTS = sorted({p.parent.name for p in (REPO / "solutions").glob("*/*.ipynb")})
+
+
+def cli(course: Path, *args) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    out = subprocess.run([sys.executable, "-m", "autograder", "--course", str(course), *args], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"{args}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap (bwrap)")
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_round_trip(assignment, tmp_path):
+    course, hand = tmp_path / "course", tmp_path / "handins"
+    assert "released" in cli(course, "release", assignment)
+    for student, folder in (("alice", REPO / "solutions" / assignment), ("bob", course / "release" / assignment)):
+        shutil.copytree(folder, hand / student)
+    cli(course, "collect", assignment, "--from", str(hand))
+    out = cli(course, "autograde", assignment, "--workers", "2", "--cell-timeout", "60", "--quiet")
+    assert "0 could not be graded" in out
+    cli(course, "feedback", assignment)
+    cli(course, "export", str(tmp_path / "grades.csv"))
+
+    rows = {r["student_id"]: r for r in csv.DictReader((tmp_path / "grades.csv").open())}
+    assert float(rows["alice"]["max_code_score"]) > 0
+    assert float(rows["alice"]["code_score"]) == float(rows["alice"]["max_code_score"])
+    assert float(rows["bob"]["code_score"]) == 0.0
+    for student in ("alice", "bob"):
+        pages = list((course / "feedback" / student / assignment).glob("*.html"))
+        assert pages and all("Grading report" in p.read_text() for p in pages)
+    alice = (course / "feedback" / "alice" / assignment)
+    assert "secret inputs match" in next(alice.glob("*.html")).read_text()
+    bob = next((course / "feedback" / "bob" / assignment).glob("*.html")).read_text()
+    assert "NotImplementedError" in bob and "GradingError" in bob
+    assert "tests" in cli(course, "report", assignment, "--student", "bob")
