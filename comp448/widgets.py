@@ -42,8 +42,10 @@ import torch
 from scipy import ndimage as ndi
 
 from comp448._checks import check_choice, check_number
-from comp448.losses import attentionboost_update, bce_loss, dice_loss, focal_loss, tversky_loss
-from comp448.targets import class_weight_map, unet_weight_map
+
+# comp448.losses and comp448.targets are imported inside the functions that use them, so that
+# ``import comp448.widgets`` (and building a LossWeightingVisualizer from a student's panel
+# functions) works where they are hidden, e.g. in the grading sandbox of problem set 5.
 
 STATIC_ENV_FLAGS = ("COMP448_STATIC", "NBGRADER_EXECUTION", "CI", "PYTEST_CURRENT_TEST")
 CLASS_WEIGHT_MODES = ("1/frequency", "balanced", "none")
@@ -100,6 +102,7 @@ def weight_map(labels: np.ndarray, w0: float, sigma: float, class_weights: str =
     (cw_p = 1). Returns ``{"class_weight": cw (H, W), "weight": c (H, W)}`` (float32).
     Ronneberger, Fischer & Brox, U-Net, MICCAI 2015, Eq. 2.
     """
+    from comp448.targets import class_weight_map, unet_weight_map
     check_choice("class_weights", class_weights, CLASS_WEIGHT_MODES)
     if class_weights == "none":
         cw = np.ones(labels.shape, np.float32)
@@ -119,6 +122,7 @@ def focal_curves(gamma: float, n: int = 201, eps: float = 1e-3) -> dict:
     Returns ``{"p", "bce1", "focal1", "bce0", "focal0"}`` (NumPy float64 arrays of length n).
     Lin, Goyal, Girshick, He & Dollar, "Focal loss for dense object detection", ICCV 2017 / TPAMI 2018.
     """
+    from comp448.losses import bce_loss, focal_loss
     check_number("gamma", gamma, lo=0.0)
     p = torch.linspace(eps, 1 - eps, n, dtype=torch.float64)
     z = torch.log(p) - torch.log1p(-p)                                  # logit(p), (n,)
@@ -141,6 +145,7 @@ def tversky_sweep(prob: np.ndarray, mask: np.ndarray, alpha: float, beta: float,
     0.5, slide 15) is returned for reference. Returns ``{"t", "loss", "dice", "fp", "fn", "best_t"}``.
     Salehi, Erdogmus & Gholipour, "Tversky loss function for image segmentation using 3D FCNs", MLMI 2017.
     """
+    from comp448.losses import dice_loss, tversky_loss
     for name, v in (("alpha", alpha), ("beta", beta)):
         check_number(name, v, lo=0.0)
     if alpha == 0 and beta == 0:
@@ -169,6 +174,7 @@ def _pixel_features(image: np.ndarray) -> np.ndarray:
 
 def _fit_stage(x: torch.Tensor, y: torch.Tensor, c: torch.Tensor, iters: int) -> torch.Tensor:
     """Weighted logistic regression: minimise sum_p c_p BCE(y_p, sigmoid(w.x_p + b)); returns logits."""
+    from comp448.losses import bce_loss
     w = torch.zeros(x.shape[0] + 1, dtype=x.dtype, requires_grad=True)         # (F + 1,)
     xb = torch.cat([x, torch.ones_like(x[:1])])                                # (F + 1, P)
     opt = torch.optim.LBFGS([w], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
@@ -196,6 +202,7 @@ def boost_stages(image: np.ndarray, mask: np.ndarray, n_stages: int = 4, normali
     Returns ``{"probs": [yhat_1..yhat_N], "weights": [c_1..c_{N+1}], "dice": [Dice of each stage]}``
     (NumPy (H, W) arrays). Gunesli, Sokmensuer & Gunduz-Demir, AttentionBoost, IEEE TMI 2020.
     """
+    from comp448.losses import attentionboost_update
     if not isinstance(n_stages, int) or n_stages < 1:
         raise ValueError(f"n_stages must be an int >= 1, got {n_stages!r}")
     H, W = mask.shape
@@ -258,6 +265,7 @@ def draw_weights(data: dict, panel: dict, w0: float, sigma: float, class_weights
 
 
 def draw_focal(data: dict, panel: dict, gamma: float, prob: np.ndarray):
+    from comp448.losses import bce_loss, focal_loss
     _, plt = _plt()
     p = panel["p"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
