@@ -848,6 +848,11 @@ def check_function(name: str, reference, cases: Cases, *, grad: str | None = Non
             raise ValueError("grad= cannot be combined with grading.Invariants")
         return check_invariants(name, reference.names, cases, reference=reference.reference,
                                 namespace=namespace if namespace is not None else sys._getframe(1).f_globals)
+    if isinstance(reference, Score):           # no reference output: a quality bar decided by the grader
+        if grad is not None:
+            raise ValueError("grad= cannot be combined with grading.Score")
+        return check_score(name, reference, cases,
+                           namespace=namespace if namespace is not None else sys._getframe(1).f_globals)
     if not isinstance(name, str) or not name.isidentifier():
         raise TypeError(f"name must be the name of the student's function as a string, got {name!r}")
     if not isinstance(cases, Cases):
@@ -1365,6 +1370,10 @@ def _fresh(a):
         return a.copy()
     if isinstance(a, np.random.Generator):
         return copy.deepcopy(a)
+    if type(a) in (list, tuple):                              # list_of / dict_of inputs: copy the items too
+        return type(a)(_fresh(x) for x in a)
+    if type(a) is dict:
+        return {k: _fresh(v) for k, v in a.items()}
     return a
 
 
@@ -1373,6 +1382,8 @@ def _snapshot(a):
         return a.detach().clone()
     if isinstance(a, np.ndarray):
         return a.copy()
+    if type(a) in (list, tuple, dict):                        # structure and items, to catch pop/append too
+        return _container_snapshot(a)
     return None
 
 
@@ -1381,6 +1392,8 @@ def _unchanged(a, before) -> bool:
         return torch.equal(a.detach(), before)
     if isinstance(a, np.ndarray):
         return a.dtype == before.dtype and a.shape == before.shape and np.array_equal(a, before)
+    if type(a) in (list, tuple, dict):
+        return _container_unchanged(a, before)
     return True
 
 
@@ -1390,6 +1403,8 @@ def _describe_value(a) -> str:
         return f"{prefix}{str(a.dtype).replace('torch.', '')} {tuple(a.shape)}"
     if isinstance(a, np.random.Generator):
         return "a seeded numpy.random.Generator"
+    if type(a) in (list, tuple, dict) or isinstance(a, (float, int)) or callable(a):
+        return _describe_extra(a)
     return type(a).__name__
 
 
@@ -1544,7 +1559,7 @@ def compare_value(got: Observation, expected, *, what: str, rtol=None, atol=None
         if len(got.items) != len(expected):
             return f"{what} returned a tuple of {len(got.items)}, expected a tuple of {len(expected)}"
         for i, (g, e) in enumerate(zip(got.items, expected)):
-            why = compare_value(g, e, what=f"item {i} of what {what} returned", rtol=rtol, atol=atol)
+            why = compare_value(g, e, what=f"{what}: item {i} of the returned tuple", rtol=rtol, atol=atol)
             if why:
                 return why
         return None
