@@ -1882,3 +1882,271 @@ def _used_names(sources, defs: dict, aliases: dict) -> dict:
         if bound not in out:
             out[bound] = closure(bound, used)
     return out
+
+
+# ----------------------------------------------------------------------------- containers, callables, scores
+#
+# Inputs a function of the lecture takes besides tensors and arrays: a dict of named task losses
+# (``multitask_loss``), a list of side outputs and a loss function (``deep_supervision_loss``), a
+# 1D array of arc positions (``fourier_coefficients``). And ``Score``: a "reference" that is a
+# quality bar, for a trained model, decided in the grader's process from the recorded predictions.
+
+def _loss_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean (sigmoid(z) - y)^2: a loss_fn input (``grading.loss_fn("mse")``)."""
+    return ((torch.sigmoid(logits) - target) ** 2).mean()
+
+
+def _loss_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean softplus(z) - y z (binary cross entropy from logits): ``grading.loss_fn("bce")``."""
+    return (torch.nn.functional.softplus(logits) - target * logits).mean()
+
+
+def _loss_soft_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - (2 sum p y + 1) / (sum p + sum y + 1) over the whole batch: ``grading.loss_fn("soft_dice")``."""
+    p = torch.sigmoid(logits)
+    return 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+
+
+LOSS_FNS = {"mse": _loss_mse, "bce": _loss_bce, "soft_dice": _loss_soft_dice}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraSpec(ValueSpec):
+    """Inputs that hold other inputs or are not arrays: dicts, lists, numbers, loss functions,
+    arc positions, nuclei images with their ground truth. Passed positionally like every spec."""
+
+    def sample(self, gen: torch.Generator):
+        p = dict(self.params)
+        kind = self.kind
+        if kind == "dict":                                    # items drawn in the order given
+            return {k: (v.sample(gen) if isinstance(v, TensorSpec) else v) for k, v in p["items"]}
+        if kind == "list":
+            return [v.sample(gen) if isinstance(v, TensorSpec) else v for v in p["items"]]
+        if kind == "callable":
+            return LOSS_FNS[p["name"]]
+        if kind == "nuclei":
+            return _nuclei_batch(int(torch.randint(0, 1 << 31, (1,), generator=gen)), self.shape, p)
+        rng_ = np.random.default_rng(int(torch.randint(0, 1 << 62, (1,), generator=gen)))
+        if kind == "number":
+            return float(p["lo"] + (p["hi"] - p["lo"]) * rng_.random())
+        if kind == "array":
+            return (p["lo"] + (p["hi"] - p["lo"]) * rng_.random(self.shape)).astype(self.dtype)
+        if kind == "arc":                                     # 0 = l_0 < l_1 < ... < l_{T-1} < L
+            gaps = rng_.uniform(0.2, 1.0, self.shape[0] + 1)
+            gaps *= p["L"] / gaps.sum()
+            return np.concatenate([[0.0], np.cumsum(gaps[:-2])]).astype(self.dtype)
+        raise ValueError(f"unknown input kind {kind!r}")   # pragma: no cover - built below
+
+    def link(self, value, named: dict):
+        return value
+
+
+def _nuclei_batch(seed: int, shape, p: dict) -> torch.Tensor:
+    """``(B, 1, H, W)`` float32 nuclei images of ``comp448.data.SegmentationDataset``; their
+    ground-truth masks ride along as the attribute ``_comp448_truth`` (never passed to the student)."""
+    from comp448.data import SegmentationDataset
+    B, _, H, _ = shape
+    ds = SegmentationDataset("nuclei", B, size=H, seed=seed, n_objects=p["n_objects"], touching=p["touching"],
+                             progress=False)
+    items = [ds[i] for i in range(B)]
+    images = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()          # (B, 1, H, W)
+    images._comp448_truth = torch.stack([torch.as_tensor(it["mask"]) for it in items]).float() >= 0.5
+    return images
+
+
+def dict_of(**items) -> ExtraSpec:
+    """A dict input, e.g. ``dict_of(seg=logits(), inner=weights(), contour=number(0, 2))``: each
+    value is drawn from its spec (in the order given), other values are used as they are."""
+    for k, v in items.items():
+        if not isinstance(v, (TensorSpec, int, float, str, bool, type(None))):
+            raise TypeError(f"dict_of({k}=...) must be an input spec or a plain value, got {type(v).__name__}")
+    return ExtraSpec("dict", (), "none", (("items", tuple(items.items())),))
+
+
+def list_of(*items) -> ExtraSpec:
+    """A list input, e.g. the side outputs ``list_of(logits(2, 1, 8, 8), logits(2, 1, 4, 4))``."""
+    for i, v in enumerate(items):
+        if not isinstance(v, (TensorSpec, int, float, str, bool, type(None))):
+            raise TypeError(f"list_of item {i} must be an input spec or a plain value, got {type(v).__name__}")
+    return ExtraSpec("list", (), "none", (("items", tuple(items)),))
+
+
+def number(lo: float = 0.0, hi: float = 1.0) -> ExtraSpec:
+    """A Python float, uniform in [lo, hi)."""
+    check_number("lo", lo)
+    check_number("hi", hi, lo=lo)
+    return ExtraSpec("number", (), "float64", (("lo", float(lo)), ("hi", float(hi))))
+
+
+def array(*shape, lo: float = 0.0, hi: float = 1.0, dtype: str = "float64") -> ExtraSpec:
+    """A NumPy float array, uniform in [lo, hi) (e.g. samples xi of a function along a contour)."""
+    check_number("lo", lo)
+    check_number("hi", hi, lo=lo)
+    return ExtraSpec("array", _shape(shape), _np_dtype(dtype, ("float32", "float64")),
+                     (("lo", float(lo)), ("hi", float(hi))))
+
+
+def arc_positions(T: int, *, L: float) -> ExtraSpec:
+    """``(T,)`` float64 positions along a closed curve of length ``L``: ``l[0] = 0``, strictly
+    increasing, ``l[-1] < L``, random gaps (pass the same ``L`` to the function as an option)."""
+    check_number("T", T, lo=1, integer=True)
+    check_number("L", L, lo=0.0, lo_open=True)
+    return ExtraSpec("arc", (int(T),), "float64", (("L", float(L)),))
+
+
+def loss_fn(name: str) -> ExtraSpec:
+    """A loss function ``f(logits, target) -> scalar tensor`` as an input: one of ``LOSS_FNS``
+    ("mse", "bce", "soft_dice"), defined here so that it exists in the grading sandbox too."""
+    if name not in LOSS_FNS:
+        raise ValueError(f"name must be one of {sorted(LOSS_FNS)}, got {name!r}")
+    return ExtraSpec("callable", (), "none", (("name", name),))
+
+
+def nuclei(B: int, size: int = 64, *, n_objects: int = 12, touching: float = 0.3) -> ExtraSpec:
+    """``(B, 1, size, size)`` float32 nuclei images (``comp448.data.SegmentationDataset("nuclei")``,
+    a seed drawn from the test's seed), for ``Score``: the grader knows their ground truth."""
+    check_number("B", B, lo=1, integer=True)
+    check_number("size", size, lo=8, integer=True)
+    check_number("n_objects", n_objects, lo=1, integer=True)
+    check_number("touching", touching, lo=0.0, hi=1.0)
+    return ExtraSpec("nuclei", (int(B), 1, int(size), int(size)), "float32",
+                     (("n_objects", int(n_objects)), ("touching", float(touching))))
+
+
+def _container_snapshot(a):
+    if type(a) is dict:
+        return (dict, tuple(a.keys()), [_snapshot(v) for v in a.values()])
+    return (type(a), len(a), [_snapshot(v) for v in a])
+
+
+def _container_unchanged(a, before) -> bool:
+    tp, shape, items = before
+    if type(a) is not tp:
+        return False
+    if tp is dict:
+        return tuple(a.keys()) == shape and all(
+            b is None or _unchanged(v, b) for v, b in zip(a.values(), items))
+    return len(a) == shape and all(b is None or _unchanged(v, b) for v, b in zip(a, items))
+
+
+def _describe_extra(a) -> str:
+    if type(a) is dict:
+        return "dict {" + ", ".join(f"{k!r}: {_describe_value(v)}" for k, v in a.items()) + "}"
+    if type(a) in (list, tuple):
+        return f"{type(a).__name__} [" + ", ".join(_describe_value(v) for v in a) + "]"
+    if isinstance(a, (float, int)):
+        return repr(a)
+    for key, fn in LOSS_FNS.items():
+        if a is fn:
+            return f"loss_fn {key!r} ({fn.__doc__.split(':')[0]})"
+    return getattr(a, "__name__", type(a).__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """A "reference" for ``check_function`` that is a quality bar instead of a function.
+
+    ``grading.check_function("segment", grading.Score(at_least=0.7), grading.cases(images=grading.nuclei(8)))``
+    calls the student's ``segment(images)`` (images from ``grading.nuclei``) and requires its
+    output, a tensor shaped like ``images`` that is >= 0.5 on foreground pixels (probabilities or a
+    0/1 mask), to reach a mean per-image Dice of at least ``at_least`` against the ground truth that
+    came with the images, over all images of all cases. In record mode only the predictions are
+    recorded; the Dice is computed in verify mode, in the grader's process. Dice of two empty masks is 1.
+    """
+    at_least: float = 0.7
+    metric: str = "dice"
+
+    def __post_init__(self):
+        check_number("at_least", self.at_least, lo=0.0, hi=1.0)
+        if self.metric != "dice":
+            raise ValueError(f"metric must be 'dice', got {self.metric!r}")
+
+
+def _dice_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Dice of two boolean (B, ...) masks per image; 1 where both are empty."""
+    dims = tuple(range(1, pred.ndim))
+    inter = (pred & truth).sum(dims).double()
+    total = pred.sum(dims).double() + truth.sum(dims).double()
+    return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+
+
+def _score_cases(name: str, score: Score, generated, observed) -> tuple[float, int]:
+    """Mean Dice of the recorded predictions over all cases; raises GradingError on bad outputs."""
+    dice = []
+    for case, got in zip(generated, observed):
+        what = f"{name} on {case.describe()}"
+        truths = [a._comp448_truth for a in case.args if hasattr(a, "_comp448_truth")]
+        if len(truths) != 1:
+            raise ValueError("grading.Score needs exactly one grading.nuclei(...) input per case")
+        truth = truths[0]
+        if got is None:
+            raise GradingError(f"no output of {name} was recorded for {case.describe()}")
+        if got.kind in ("missing", "refused"):
+            raise GradingError(got.message)
+        if got.kind == "error":
+            raise GradingError(f"{what} raised {got.message}")
+        if got.kind != "tensor":
+            raise GradingError(f"{what} returned {_kind_words(got)}, expected exactly a torch.Tensor of "
+                               f"probabilities shaped like the images {tuple(truth.shape)}")
+        if tuple(got.shape) != tuple(truth.shape):
+            raise GradingError(f"{what} has shape {tuple(got.shape)}, expected the images' shape "
+                               f"{tuple(truth.shape)} (one probability per pixel)")
+        if not bool(torch.isfinite(got.values).all()):
+            raise GradingError(f"{what} contains NaN or infinite values")
+        dice.append(_dice_per_image(got.values >= 0.5, truth))
+    mean = float(torch.cat(dice).mean()) if dice else 0.0
+    n = sum(len(d) for d in dice)
+    if mean < score.at_least:
+        raise GradingError(f"{name} reaches a mean Dice of {mean:.3f} on {n} images the grader chose "
+                           f"(pixels >= 0.5 are foreground); at least {score.at_least:g} is needed")
+    return mean, n
+
+
+def check_score(name: str, score: Score, cases: Cases, *, namespace: dict | None = None) -> None:
+    """``check_function`` with a ``Score``: the student's predictions must reach the quality bar.
+
+    Direct mode computes the score here on the public inputs; record mode only records the
+    predictions on the secret inputs; verify mode regenerates the secret inputs and their ground
+    truth and decides, in the grader's process.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"name must be the name of the student's function as a string, got {name!r}")
+    if not isinstance(score, Score):
+        raise TypeError(f"score must be a grading.Score, got {type(score).__name__}")
+    if not isinstance(cases, Cases):
+        raise TypeError(f"cases must come from grading.cases(...), got {type(cases).__name__}")
+    key = check_key(name, f"score:{score!r}", cases, None)
+    if _VERIFY is not None:
+        return _VERIFY.check_score(key, name, score, cases)
+    ns = namespace if namespace is not None else sys._getframe(1).f_globals
+    if os.environ.get(RECORD_ENV):
+        return _record(key, name, cases, None, ns)
+    fn, missing = _lookup(name, ns)
+    if missing is not None:
+        raise GradingError(missing.message)
+    generated = cases.generate(PUBLIC_SEED)
+    observed = [_evaluate(fn, case, None, PUBLIC_SEED) for case in generated]
+    mean, n = _score_cases(name, score, generated, observed)
+    print(f"✓ {name}: mean Dice {mean:.3f} on {n} images (at least {score.at_least:g} needed)")
+
+
+def _verify_score(self, key, name, score, cases) -> None:
+    """VerifyContext.check_score: the Dice of the recorded predictions, computed here."""
+    self.checks.append(name)
+    if name in self.copies:
+        raise GradingError(f"{name} is refused: {self.copies[name]}.")
+    observed = self.records.get(key)
+    if observed is None:
+        raise GradingError(f"this test did not run in your notebook, so {name} could not be "
+                           f"checked (a cell before it stopped the kernel, ran out of time, or the "
+                           f"test cell was changed)")
+    generated = cases.generate(self.seed)
+    got = [observed[c.index] if c.index < len(observed) else None for c in generated]
+    mean, n = _score_cases(name, score, generated, got)
+    print(f"✓ {name}: mean Dice {mean:.3f} on {n} secret images (at least {score.at_least:g} needed)")
+
+
+VerifyContext.check_score = _verify_score
+
+__all__ += ["dict_of", "list_of", "number", "array", "arc_positions", "loss_fn", "nuclei", "Score",
+            "check_score", "LOSS_FNS"]
