@@ -1441,6 +1441,8 @@ def observe_value(out, depth: int = 0) -> Observation:
     if tp is tuple and depth == 0 and len(out) <= MAX_ITEMS:
         return Observation("tuple", "tuple", message=f"a tuple of {len(out)}",
                            items=[observe_value(x, depth + 1) for x in out])
+    if tp is dict and depth == 0 and len(out) <= MAX_ITEMS and all(type(k) is str and len(k) <= 100 for k in out):
+        return _observe_dict(out)
     return Observation("other", _qualname(tp), message=_short_repr(out))
 
 
@@ -1459,6 +1461,8 @@ def _values_from_json(d: dict, kind: str, dtype: str, shape: tuple) -> torch.Ten
 
 def _observation_from_json(d: dict, depth: int) -> "Observation | None":
     """The new kinds ("ndarray", "scalar", "tuple"); None for the kinds Observation.from_json knows."""
+    if d.get("kind") == "dict":
+        return _dict_observation_from_json(d, depth)
     kind = d.get("kind")
     if kind not in ("ndarray", "scalar", "tuple"):
         return None
@@ -1502,6 +1506,8 @@ def observation_value(obs: Observation):
         return {"int": int, "float": float, "bool": bool}[obs.type](obs.values.item())
     if obs.kind == "tuple":
         return tuple(observation_value(x) for x in obs.items)
+    if obs.kind == "dict":
+        return {k: observation_value(x) for k, x in zip(json.loads(obs.message), obs.items)}
     if obs.kind == "error":
         raise GradingError(f"raised {obs.message}")
     if obs.kind in ("missing", "refused"):
@@ -1526,6 +1532,8 @@ def _exception_names(exc: BaseException) -> tuple:
 
 
 def _kind_words(obs: Observation) -> str:
+    if obs.kind == "dict":
+        return f"a dict with keys {json.loads(obs.message)}"
     if obs.kind == "tuple":
         return f"a tuple of {len(obs.items)}"
     if obs.kind == "scalar":
@@ -1553,6 +1561,8 @@ def compare_value(got: Observation, expected, *, what: str, rtol=None, atol=None
         return f"{what} raised {got.message}"
     if got.kind in ("missing", "refused"):
         return got.message
+    if type(expected) is dict:
+        return _compare_dict(got, expected, what=what, rtol=rtol, atol=atol)
     if type(expected) is tuple:
         if got.kind != "tuple":
             return f"{what} returned {_kind_words(got)}, expected a tuple of {len(expected)} (return a, b)"
@@ -2002,7 +2012,7 @@ def loss_fn(name: str) -> ExtraSpec:
     return ExtraSpec("callable", (), "none", (("name", name),))
 
 
-def nuclei(B: int, size: int = 64, *, n_objects: int = 12, touching: float = 0.3) -> ExtraSpec:
+def nuclei(B: int, size: int = 64, *, n_objects: int = 12, touching: float = 0.5) -> ExtraSpec:
     """``(B, 1, size, size)`` float32 nuclei images (``comp448.data.SegmentationDataset("nuclei")``,
     a seed drawn from the test's seed), for ``Score``: the grader knows their ground truth."""
     check_number("B", B, lo=1, integer=True)
@@ -2150,3 +2160,37 @@ VerifyContext.check_score = _verify_score
 
 __all__ += ["dict_of", "list_of", "number", "array", "arc_positions", "loss_fn", "nuclei", "Score",
             "check_score", "LOSS_FNS"]
+
+
+# -- dict outputs (a visualizer panel returns {"class_weight": ..., "weight": ...}) -------------
+
+def _observe_dict(out: dict) -> Observation:
+    """kind "dict": the keys (in order) as JSON in ``message``, one Observation per value in ``items``."""
+    return Observation("dict", "dict", message=json.dumps(list(out)), items=[observe_value(v, 1) for v in out.values()])
+
+
+def _dict_observation_from_json(d: dict, depth: int) -> Observation:
+    items, message = d.get("items"), d.get("message", "")
+    if depth > 0 or not isinstance(items, list) or len(items) > MAX_ITEMS or not isinstance(message, str):
+        raise ValueError("bad dict")
+    keys = json.loads(message)
+    if (not isinstance(keys, list) or len(keys) != len(items) or len(set(keys)) != len(keys)
+            or not all(isinstance(k, str) and len(k) <= 100 for k in keys)):
+        raise ValueError("bad dict keys")
+    return Observation("dict", "dict", message=message, items=[Observation.from_json(x, depth + 1) for x in items])
+
+
+def _compare_dict(got: Observation, expected: dict, *, what: str, rtol=None, atol=None) -> str | None:
+    """The same keys (any order), then every value as ``compare_value`` compares it."""
+    if got.kind != "dict":
+        return f"{what} returned {_kind_words(got)}, expected a dict with keys {list(expected)}"
+    keys = json.loads(got.message)
+    missing, extra = [k for k in expected if k not in keys], [k for k in keys if k not in expected]
+    if missing or extra:
+        return (f"{what} returned a dict with keys {keys}, expected the keys {list(expected)}"
+                + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else ""))
+    for key, g in zip(keys, got.items):
+        why = compare_value(g, expected[key], what=f"[{key!r}] of what {what} returned", rtol=rtol, atol=atol)
+        if why:
+            return why
+    return None

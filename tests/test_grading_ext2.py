@@ -266,3 +266,59 @@ def test_widgets_builds_without_losses_and_targets():
                          env={"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "built" and "focal needs comp448.losses" in out.stdout
+
+
+# ----------------------------------------------------------------------------- dict outputs
+
+def panel(gamma, n=5, eps=0.1):
+    p = np.linspace(eps, 1 - eps, n)
+    return {"p": p, "bce1": -np.log(p), "focal1": -(1 - p) ** gamma * np.log(p),
+            "bce0": -np.log1p(-p), "focal0": -p ** gamma * np.log1p(-p)}
+
+
+FOCAL_CASES = grading.cases(gamma=grading.each(0.0, 2.0), n=5, eps=0.1)
+
+
+def test_dict_outputs_direct():
+    check("focal_curves", panel, "comp448.widgets.focal_curves", FOCAL_CASES)
+    reordered = lambda gamma, n=5, eps=0.1: dict(reversed(list(panel(gamma, n, eps).items())))
+    check("focal_curves", reordered, "comp448.widgets.focal_curves", FOCAL_CASES)     # order of keys is free
+    missing = lambda gamma, n=5, eps=0.1: {k: v for k, v in panel(gamma, n, eps).items() if k != "p"}
+    assert "missing ['p']" in failure("focal_curves", missing, "comp448.widgets.focal_curves", FOCAL_CASES)
+    extra = lambda gamma, n=5, eps=0.1: {**panel(gamma, n, eps), "x": 1}
+    assert "unexpected ['x']" in failure("focal_curves", extra, "comp448.widgets.focal_curves", FOCAL_CASES)
+    def swapped(gamma, n=5, eps=0.1):
+        d = panel(gamma, n, eps)
+        d["focal1"], d["focal0"] = d["focal0"], d["focal1"]
+        return d
+    msg = failure("focal_curves", swapped, "comp448.widgets.focal_curves", FOCAL_CASES)
+    assert "['focal1'] of what focal_curves" in msg and "does not match" in msg
+    as_list = lambda gamma, n=5, eps=0.1: list(panel(gamma, n, eps).values())
+    assert "expected a dict with keys" in failure("focal_curves", as_list, "comp448.widgets.focal_curves", FOCAL_CASES)
+    f32 = lambda gamma, n=5, eps=0.1: {k: v.astype(np.float32) for k, v in panel(gamma, n, eps).items()}
+    assert "dtype float32" in failure("focal_curves", f32, "comp448.widgets.focal_curves", FOCAL_CASES)
+
+
+DICT_CELL = "grading.check_function('focal_curves', 'comp448.widgets.focal_curves', grading.cases(gamma=grading.each(0.0, 2.0), n=5, eps=0.1))\n"
+
+
+def test_dict_outputs_record_then_verify(monkeypatch, tmp_path):
+    result, lines = _record_and_verify(monkeypatch, tmp_path, {"focal_curves": panel}, DICT_CELL)
+    assert result.passed and "2 secret inputs match" in result.text, result.text
+    obs = json.loads(lines[0])["observations"][0]
+    assert obs["kind"] == "dict" and json.loads(obs["message"]) == ["p", "bce1", "focal1", "bce0", "focal0"]
+    assert grading.Observation.from_json(obs).items[0].kind == "ndarray"
+    half = lambda gamma, n=5, eps=0.1: {**panel(gamma, n, eps), "focal1": panel(gamma, n, eps)["focal1"] / 2}
+    result, _ = _record_and_verify(monkeypatch, tmp_path, {"focal_curves": half}, DICT_CELL)
+    assert not result.passed and "['focal1']" in result.text
+
+
+@pytest.mark.parametrize("bad", [
+    {"kind": "dict", "message": '["a", "a"]', "items": [{"kind": "scalar", "type": "int", "dtype": "int", "data": "AAAAAAAAAAA="}] * 2},
+    {"kind": "dict", "message": '["a"]', "items": []},
+    {"kind": "dict", "message": "not json", "items": []},
+    {"kind": "dict", "message": "[1]", "items": [{"kind": "missing"}]},
+    {"kind": "dict", "message": '["a"]', "items": [{"kind": "dict", "message": "[]", "items": []}]}])
+def test_malformed_dict_records_are_rejected(bad):
+    with pytest.raises(ValueError):
+        grading.Observation.from_json(bad)
