@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from .._checks import check_choice
 from ._common import check_count, make_rng
-from .mri import synth_mri
+from .mri import ifft2c, synth_mri
 from .synthetic import synth_glands, synth_nuclei, synth_oct
 from .volumes import synth_blobs3d, synth_thick_thin
 
@@ -198,27 +198,50 @@ class SegmentationDataset(SampleDataset):
 class MRIDataset(Dataset):
     """``n`` SegNetMRI samples from ``synth_mri`` (joint reconstruction + segmentation, slides 23-24).
 
-    Each sample (tensors; k-space convention of ``comp448.data.mri``):
-      "kspace"       complex64 (1, H, W)  MEASURED k-space, mask_kspace * fft2c(image) (zeros off the mask)
-      "mask_kspace"  float32 (1, H, W)    Cartesian sampling mask (whole ky rows)
-      "zero_filled"  float32 (1, H, W)    |ifft2c(kspace)|, the network input
-      "image"        float32 (1, H, W)    fully sampled image x^fs (reconstruction target)
+    k-space layout: ``comp448.kspace`` (centred orthonormal ``fft2c``, DC at (H // 2, W // 2), the
+    mask keeps whole rows = phase-encoding lines), the layout ``comp448.nets.SegNetMRI`` and
+    ``data_consistency`` use, so a batch goes into the network as it is::
+
+        out = SegNetMRI(in_channels=C)(b["zero_filled"], b["kspace"][:, 0], b["mask_kspace"][:, 0])
+
+    and ``data_consistency(b["image"], b["kspace"][:, 0], b["mask_kspace"][:, 0])`` returns
+    ``b["image"]`` (the true image is consistent with its own measurement).
+
+    Each sample (tensors), with C = ``channels``:
+      "kspace"       complex64 (1, H, W)  MEASURED k-space y = mask_kspace * fft2c(image), 0 off the mask
+      "mask_kspace"  float32 (1, H, W)    Cartesian sampling mask m (whole rows)
+      "zero_filled"  float32 (C, H, W)    the network input F^-1(y) = ifft2c(kspace): (real, imaginary)
+                                          for C = 2 (exact); its real part for C = 1 (what
+                                          ``SegNetMRI(in_channels=1)`` and ``undersample`` use for
+                                          real images). Its magnitude, for display, is
+                                          ``ifft2c(kspace).abs()``.
+      "image"        float32 (C, H, W)    fully sampled image x^fs (reconstruction target); for C = 2
+                                          the imaginary channel is 0 (the phantom is real)
       "mask"         float32 (1, H, W)    lesion segmentation target in {0, 1}
       "labels"       int64 (H, W)         lesion instances
     Sample i uses ``SeedSequence(seed, spawn_key=(0, i))``: deterministic, a new sampling mask per
-    image. Generated at construction.
+    image. Generated at construction. ``kwargs`` go to ``synth_mri`` (``center_fraction``,
+    ``n_lesions``, ``noise``).
     """
 
-    def __init__(self, n: int, size=128, seed: int = 0, acceleration: float = 4.0, **kwargs):
+    def __init__(self, n: int, size=128, seed: int = 0, acceleration: float = 4.0, channels: int = 1, **kwargs):
         n = check_count("n", n)
+        if channels not in (1, 2) or isinstance(channels, bool):
+            raise ValueError(f"channels must be 1 (real image) or 2 (real, imaginary), got {channels!r}")
+        self.channels = channels
         self.samples = []
         for i in range(n):
             d = synth_mri(size, _seq(seed, 0, i), acceleration, **kwargs)
-            k = torch.from_numpy(d["kspace"] * d["mask_kspace"])
+            m = torch.from_numpy(d["mask_kspace"])                       # (H, W)
+            y = m * torch.from_numpy(d["kspace"])                        # (H, W) complex64, measured
+            zf = ifft2c(y)                                               # (H, W) complex64, F^-1(y)
+            img = torch.from_numpy(d["image"])                           # (H, W) real
+            if channels == 2:
+                zf, img = torch.stack([zf.real, zf.imag]), torch.stack([img, torch.zeros_like(img)])
+            else:
+                zf, img = zf.real[None], img[None]
             self.samples.append({
-                "kspace": k[None], "mask_kspace": torch.from_numpy(d["mask_kspace"])[None],
-                "zero_filled": torch.from_numpy(d["zero_filled"])[None],
-                "image": torch.from_numpy(d["image"])[None],
+                "kspace": y[None], "mask_kspace": m[None], "zero_filled": zf.contiguous(), "image": img,
                 "mask": torch.from_numpy((d["labels"] > 0).astype(np.float32))[None],
                 "labels": torch.from_numpy(d["labels"].astype(np.int64))})
 

@@ -1,13 +1,15 @@
 """MRI-like phantoms with k-space and Cartesian undersampling, for SegNetMRI (slides 23-24).
 
-k-space convention (used everywhere in comp448, use ``fft2c``/``ifft2c`` to stay consistent):
+The k-space transform and the sampling mask are NOT defined here: ``fft2c``, ``ifft2c`` and
+``cartesian_mask`` come from ``comp448.kspace`` (re-exported by ``comp448.data`` and
+``comp448.nets``), the one convention of the package:
 
-    kspace = fftshift(fft2(image, norm="ortho"))        # torch.fft, over the last two axes
-    image  = ifft2(ifftshift(kspace), norm="ortho")
+    kspace = fftshift(fft2(ifftshift(image), norm="ortho"))      # centred orthonormal DFT
+    DC coefficient at (H // 2, W // 2); rows (axis -2, ky) are phase-encoding lines and a
+    Cartesian mask keeps or skips whole rows, as a scanner skips whole phase-encoding steps.
 
-i.e. orthonormal (energy-preserving: sum |image|^2 = sum |kspace|^2) and *centred*: the DC term
-sits at index (H // 2, W // 2). Rows of k-space are phase-encoding lines (ky); a Cartesian
-undersampling mask keeps whole rows, as a scanner skips whole phase-encoding steps.
+So the k-space of ``synth_mri``/``MRIDataset`` can be handed to ``comp448.nets.SegNetMRI`` and
+``comp448.nets.data_consistency`` as it is.
 """
 from __future__ import annotations
 
@@ -16,44 +18,11 @@ import torch
 from scipy import ndimage as ndi
 from skimage import data as skdata, draw, transform
 
-from ._common import check_count, check_fraction, check_shape, make_rng, smooth_field
+from ._common import check_count, check_shape, make_rng, smooth_field
 from .._checks import check_number
+from ..kspace import cartesian_mask, fft2c, ifft2c
 
-
-def fft2c(image) -> torch.Tensor:
-    """Centred orthonormal 2-D FFT over the last two axes: ``fftshift(fft2(x, norm="ortho"))``.
-    Accepts a NumPy array or tensor (real or complex); returns a complex tensor."""
-    x = torch.as_tensor(image)
-    return torch.fft.fftshift(torch.fft.fft2(x, norm="ortho"), dim=(-2, -1))
-
-
-def ifft2c(kspace) -> torch.Tensor:
-    """Inverse of ``fft2c``: ``ifft2(ifftshift(k), norm="ortho")``. Returns a complex tensor."""
-    k = torch.as_tensor(kspace)
-    return torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="ortho")
-
-
-def cartesian_mask(shape, acceleration: float = 4.0, center_fraction: float = 0.08, seed=0) -> np.ndarray:
-    """Random Cartesian undersampling mask, float32 (H, W) with whole rows (ky lines) 0 or 1.
-
-    ``round(H * center_fraction)`` lines around the centre row H // 2 (the low frequencies,
-    which hold most of the image energy) are always kept; further lines are drawn uniformly
-    without replacement until ``round(H / acceleration)`` lines are kept in total (the centre block
-    alone if it is larger). ``acceleration = 1`` keeps every line.
-    """
-    H, W = check_shape("shape", shape, 2, minimum=2)
-    check_number("acceleration", acceleration, lo=1.0)
-    center_fraction = check_fraction("center_fraction", center_fraction, lo_open=True)
-    rng = make_rng(seed)
-    n_lines = max(int(round(H / acceleration)), 1)
-    n_center = max(int(round(H * center_fraction)), 1)
-    lines = np.zeros(H, bool)
-    start = H // 2 - n_center // 2
-    lines[start:start + n_center] = True
-    rest = np.flatnonzero(~lines)
-    extra = max(n_lines - int(lines.sum()), 0)
-    lines[rng.choice(rest, size=min(extra, len(rest)), replace=False)] = True
-    return np.repeat(lines[:, None], W, axis=1).astype(np.float32)
+__all__ = ["synth_mri", "fft2c", "ifft2c", "cartesian_mask"]
 
 
 def synth_mri(size=128, seed=0, acceleration: float = 4.0, *, center_fraction: float = 0.08,
@@ -68,15 +37,19 @@ def synth_mri(size=128, seed=0, acceleration: float = 4.0, *, center_fraction: f
 
     Returns a dict of NumPy arrays:
       "image"        float32 (H, W) in [0, 1]   fully sampled image x^fs (SegNetMRI's L^MRN target)
-      "kspace"       complex64 (H, W)           fft2c(image), fully sampled (see module docstring)
-      "mask_kspace"  float32 (H, W) in {0, 1}   Cartesian mask, ``cartesian_mask(acceleration, ...)``
-      "zero_filled"  float32 (H, W)             |ifft2c(mask_kspace * kspace)|, the aliased input
+      "kspace"       complex64 (H, W)           fft2c(image), fully sampled (``comp448.kspace`` layout)
+      "mask_kspace"  float32 (H, W) in {0, 1}   ``cartesian_mask((H, W), acceleration, center_fraction)``:
+                                                whole rows (phase-encoding lines) 0 or 1
+      "zero_filled"  float32 (H, W)             |ifft2c(mask_kspace * kspace)|, the aliased magnitude
+                                                image a scanner would show (``MRIDataset`` gives the
+                                                network input form, see there)
       "labels"       int32 (H, W)               lesion instances 1..K
     """
     H, W = check_shape("size", size, 2, minimum=32)
     n_lesions = check_count("n_lesions", n_lesions, minimum=0)
     check_number("noise", noise, lo=0.0)
     check_number("acceleration", acceleration, lo=1.0)
+    check_number("center_fraction", center_fraction, lo=0.0, hi=1.0, lo_open=True)
     rng = make_rng(seed)
 
     ph = transform.resize(skdata.shepp_logan_phantom(), (H, W), anti_aliasing=True, order=1)
@@ -111,7 +84,7 @@ def synth_mri(size=128, seed=0, acceleration: float = 4.0, *, center_fraction: f
     img = (img / max(img.max(), 1e-6)).astype(np.float32)
 
     kspace = fft2c(torch.from_numpy(img).to(torch.complex64))
-    mask = cartesian_mask((H, W), acceleration, center_fraction, rng)
+    mask = cartesian_mask((H, W), acceleration, center_fraction, rng).numpy()
     zero_filled = ifft2c(kspace * torch.from_numpy(mask)).abs()
     return {"image": img, "kspace": kspace.numpy().astype(np.complex64), "mask_kspace": mask,
             "zero_filled": zero_filled.numpy().astype(np.float32), "labels": labels}

@@ -34,12 +34,17 @@ are replaced by the measurements, the noiseless limit):
 
     k = F(x_cnn);  k_dc = (1 - m) * k + m * (k + nu * y) / (1 + nu);  x = F^-1(k_dc)
 
-Conventions: ``F`` is the orthonormal 2D DFT over the last two axes with the DC coefficient at the
-centre (``fft2c``). Images are complex, stored as 2 real channels (real, imaginary) when
-``in_channels=2`` (default, exact data consistency). With ``in_channels=1`` the image is real and
-the data-consistency step keeps the real part of F^-1(k_dc); the k-space equality then holds
-exactly where the mask is point-symmetric and ``y`` comes from a real image, and only
-approximately otherwise.
+Conventions: ``F`` is ``comp448.kspace.fft2c``, the package's one k-space transform (re-exported
+here with ``ifft2c`` and ``cartesian_mask``): the orthonormal 2D DFT over the last two axes, centred
+in both domains (``fftshift(fft2(ifftshift(x)))``), DC coefficient at (H // 2, W // 2); rows of
+k-space are phase-encoding lines and ``cartesian_mask`` samples whole rows. ``comp448.data``'s
+``synth_mri``/``MRIDataset`` use the same functions, so their k-space and masks go in as they are.
+
+Images are complex, stored as 2 real channels (real, imaginary) when ``in_channels=2`` (default,
+exact data consistency). With ``in_channels=1`` the image is real and the data-consistency step
+keeps the real part of F^-1(k_dc); the k-space equality then holds exactly where the mask is
+point-symmetric and ``y`` comes from a real image, and only approximately otherwise (a true real
+image is still returned unchanged, since its own k-space agrees with y on the mask).
 """
 from __future__ import annotations
 
@@ -47,21 +52,10 @@ import torch
 import torch.nn as nn
 
 from comp448._checks import check_number, check_tensor
+from comp448.kspace import cartesian_mask, fft2c, ifft2c      # the package's one k-space convention
 from comp448.nets._blocks3d import (UDecoder, UEncoder, check_input, check_min_size, check_positive_int)
 
 __all__ = ["SegNetMRI", "fft2c", "ifft2c", "data_consistency", "cartesian_mask", "undersample"]
-
-_DIMS = (-2, -1)
-
-
-def fft2c(x: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2D DFT over the last two axes: complex (..., H, W) -> complex (..., H, W)."""
-    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=_DIMS), norm="ortho"), dim=_DIMS)
-
-
-def ifft2c(k: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``fft2c``."""
-    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=_DIMS), norm="ortho"), dim=_DIMS)
 
 
 def _to_complex(image: torch.Tensor) -> torch.Tensor:
@@ -129,30 +123,6 @@ def data_consistency(image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tens
         check_number("noise_lvl", noise_lvl, lo=0)
         k_dc = (1 - m) * k + m * (k + noise_lvl * kspace) / (1 + noise_lvl)
     return _from_complex(ifft2c(k_dc), image.shape[1])              # (B, C, H, W)
-
-
-def cartesian_mask(shape, acceleration: float = 4.0, center_fraction: float = 0.08,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random Cartesian undersampling mask (H, W), ``fft2c`` layout: whole columns (phase-encoding
-    lines along W) are sampled, the ``center_fraction`` of columns around the centre always, the rest
-    at random so that about W / ``acceleration`` columns are sampled in all.
-
-    Returns a float tensor of 0/1 with every row identical.
-    """
-    if not (isinstance(shape, (tuple, list)) and len(shape) == 2 and all(isinstance(s, int) and s > 0 for s in shape)):
-        raise ValueError(f"shape must be a pair of positive ints (H, W), got {shape!r}")
-    check_number("acceleration", acceleration, lo=1)
-    check_number("center_fraction", center_fraction, lo=0, hi=1)
-    H, W = shape
-    n_total = max(1, int(round(W / acceleration)))
-    n_center = min(max(1, int(round(W * center_fraction))), n_total)
-    cols = torch.zeros(W)
-    start = W // 2 - n_center // 2
-    cols[start:start + n_center] = 1
-    rest = torch.nonzero(cols == 0).flatten()
-    pick = rest[torch.randperm(len(rest), generator=generator)[: n_total - n_center]]
-    cols[pick] = 1
-    return cols.expand(H, W).clone()
 
 
 def undersample(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -80,8 +80,8 @@ def _admissible(fn, n, depth):
 
 
 class SegNetMRIInputs(nn.Module):
-    """``MRIDataset`` batches (zero_filled (B,1,H,W), kspace (B,1,H,W) complex, mask (B,1,H,W)) to
-    ``SegNetMRI.forward(image, kspace (B,H,W), mask (B,H,W))``."""
+    """``MRIDataset`` batches (zero_filled (B,C,H,W), kspace (B,1,H,W) complex, mask (B,1,H,W)) to
+    ``SegNetMRI.forward(image, kspace (B,H,W), mask (B,H,W))``; both use ``comp448.kspace``."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -125,8 +125,11 @@ def _seg_data(kind, augment=False, targets=(), **gen):
 
 
 def _mri_data(split, n, size, seed):
+    """MRIDataset with complex images as (real, imaginary) channels: the zero-filled input F^-1(y),
+    the measured k-space y and mask m in the ``comp448.kspace`` layout SegNetMRI uses, and the
+    fully sampled target as (image, 0)."""
     from comp448 import data
-    return data.MRIDataset(n, size=size, seed=seed + (0 if split == "train" else 10_000))
+    return data.MRIDataset(n, size=size, seed=seed + (0 if split == "train" else 10_000), channels=2)
 
 
 def _sr_data(factor):
@@ -261,8 +264,9 @@ _add(Preset(
 
 _add(Preset(
     "segnetmri-gpu", "SegNetMRI (Sun 2018): 5 cascaded reconstruction U-Nets with data consistency and "
-    "segmentation decoders; L = L_MRN + 0.1 L_MSN (recon MSE + deeply supervised CE); synthetic 4x MRI",
-    _net("SegNetMRI", wrap=SegNetMRIInputs, in_channels=1, num_classes=2), _mri_data,
+    "segmentation decoders; L = L_MRN + 0.1 L_MSN (recon MSE + deeply supervised CE); synthetic 4x MRI, "
+    "complex images as (real, imaginary) channels (exact data consistency)",
+    _net("SegNetMRI", wrap=SegNetMRIInputs, in_channels=2, num_classes=2), _mri_data,
     lambda: MultiTask({"recon": Task(mse, output="recon", target="image", kind="regression"),
                        "seg": DeepSupervision(cross_entropy, "seg", "mask", kind="multiclass")},
                       weights={"recon": 1.0, "seg": 0.1}, main="seg"),

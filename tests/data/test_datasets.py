@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader
 
 from comp448 import targets as T
 from comp448.data import (MRIDataset, SampleDataset, SegmentationDataset, SuperResolutionDataset,
-                          fft2c, ifft2c, synth_nuclei, upsample_slices)
+                          synth_nuclei, upsample_slices)
 
 ALL2D = ("weight_map", "class_weights", "contour", "inner", "outer", "amplitudes")
 SMALL = {"nuclei": dict(size=48, n_objects=8), "glands": dict(size=48, n_objects=3),
@@ -126,6 +126,14 @@ def test_sample_dataset_over_pairs():
     assert torch.equal(empty[0]["amplitudes"], torch.zeros(5))
 
 
+def np_fft2c(z):                   # the centred orthonormal DFT of comp448.kspace, written in NumPy
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(z, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+
+
+def np_ifft2c(k):
+    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+
+
 def test_mri_dataset():
     ds = MRIDataset(2, size=48, acceleration=4)
     s = ds[0]
@@ -133,13 +141,47 @@ def test_mri_dataset():
     assert s["kspace"].dtype == torch.complex64 and s["kspace"].shape == (1, 48, 48)
     for k in ("mask_kspace", "zero_filled", "image", "mask"):
         assert s[k].dtype == torch.float32 and s[k].shape == (1, 48, 48), k
-    full = fft2c(s["image"].to(torch.complex64))
-    assert torch.allclose(s["kspace"], full * s["mask_kspace"], atol=1e-5)
-    assert torch.allclose(ifft2c(s["kspace"]).abs(), s["zero_filled"], atol=1e-5)
+    m = s["mask_kspace"][0].numpy()
+    assert (m == m[:, :1]).all() and m[:, 0].sum() == 12          # whole rows, H / 4 of them
+    y_np = m * np_fft2c(s["image"][0].double().numpy())           # measured k-space, NumPy oracle
+    np.testing.assert_allclose(s["kspace"][0].numpy(), y_np, atol=1e-5)
+    np.testing.assert_allclose(s["zero_filled"][0].numpy(), np_ifft2c(y_np).real, atol=1e-5)
     assert torch.equal(MRIDataset(2, size=48)[1]["image"], ds[1]["image"])
     assert not torch.equal(ds[0]["mask_kspace"], ds[1]["mask_kspace"])
     batch = next(iter(DataLoader(ds, batch_size=2)))
     assert batch["kspace"].shape == (2, 1, 48, 48)
+
+
+def test_mri_dataset_complex_channels():
+    s = MRIDataset(1, size=48, channels=2)[0]
+    assert s["zero_filled"].shape == s["image"].shape == (2, 48, 48)
+    assert torch.equal(s["image"][0], MRIDataset(1, size=48)[0]["image"][0]) and not s["image"][1].any()
+    zf = np_ifft2c(s["kspace"][0].numpy().astype(complex))        # F^-1(y), complex
+    np.testing.assert_allclose(s["zero_filled"][0].numpy(), zf.real, atol=1e-5)
+    np.testing.assert_allclose(s["zero_filled"][1].numpy(), zf.imag, atol=1e-5)
+    assert np.abs(zf.imag).max() > 1e-3              # a random row mask is not point-symmetric
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_mri_dataset_is_consistent_with_segnetmri(channels):
+    """The regression test for the k-space layout bug: data and nets once used different FFT
+    shifts and masks of different directions, so data consistency moved the TRUE image by 0.8."""
+    from comp448.nets import SegNetMRI, data_consistency, undersample
+    batch = next(iter(DataLoader(MRIDataset(2, size=32, seed=3, channels=channels), batch_size=2)))
+    x, y, m = batch["image"], batch["kspace"][:, 0], batch["mask_kspace"][:, 0]
+    torch.testing.assert_close(data_consistency(x, y, m), x, atol=1e-5, rtol=0)     # true image unchanged
+    zf, y_net = undersample(x, m)                                   # the network module's measurement
+    torch.testing.assert_close(y_net, y, atol=1e-5, rtol=0)
+    torch.testing.assert_close(zf, batch["zero_filled"], atol=1e-5, rtol=0)
+    # DC of an all-zero image is the zero-filled image F^-1(m * y)
+    torch.testing.assert_close(data_consistency(torch.zeros_like(x), y, m), batch["zero_filled"], atol=1e-5, rtol=0)
+    if channels == 2:                                               # exact k-space agreement on the mask
+        net = SegNetMRI(in_channels=2, num_classes=2, n_blocks=1, base=2, depth=1).eval()
+        with torch.no_grad():
+            rec = net(batch["zero_filled"], y, m)["recon"]
+        k_rec = np_fft2c(rec[:, 0].double().numpy() + 1j * rec[:, 1].double().numpy())
+        on = m.numpy().astype(bool)
+        np.testing.assert_allclose(k_rec[on], y.numpy()[on], atol=1e-5)
 
 
 def test_super_resolution_dataset():
@@ -169,6 +211,7 @@ def test_super_resolution_dataset():
     (lambda: SampleDataset([(np.zeros((3, 8, 8)), np.zeros((9, 9), int))]), ValueError, "image"),
     (lambda: SampleDataset([(np.zeros((8, 8)), np.zeros((8, 8)))]), TypeError, "labels"),
     (lambda: MRIDataset(0), ValueError, "n"),
+    (lambda: MRIDataset(1, size=32, channels=3), ValueError, "channels"),
     (lambda: SuperResolutionDataset(1, shape=(10, 24, 24), factor=4), ValueError, "factor"),
 ])
 def test_errors(call, exc, word):

@@ -9,7 +9,7 @@ def test_kspace_convention_against_numpy():
     d = synth_mri(64, seed=0)
     img, k = d["image"], d["kspace"]
     assert k.dtype == np.complex64 and k.shape == (64, 64)
-    ref = np.fft.fftshift(np.fft.fft2(img.astype(np.float64), norm="ortho"))
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(img.astype(np.float64)), norm="ortho"))
     np.testing.assert_allclose(k, ref, atol=1e-5)
     # DC at the centre: sum(image) / sqrt(H W)
     assert abs(k[32, 32] - img.sum() / 64) < 1e-3
@@ -34,7 +34,7 @@ def test_mask_and_zero_filled():
     rows = m[:, 0].astype(bool)
     assert rows.sum() == 16                              # H / acceleration lines
     assert rows[28:36].all()                             # 8 centre lines kept (12.5% of 64)
-    zf = np.abs(np.fft.ifft2(np.fft.ifftshift(d["kspace"] * m), norm="ortho"))
+    zf = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(d["kspace"] * m), norm="ortho")))
     np.testing.assert_allclose(d["zero_filled"], zf, atol=1e-5)
     assert np.abs(d["zero_filled"] - d["image"]).mean() > 0.005    # aliasing present
 
@@ -45,14 +45,27 @@ def test_acceleration_one_is_fully_sampled():
     np.testing.assert_allclose(d["zero_filled"], d["image"], atol=1e-5)
 
 
+def test_one_kspace_convention_in_the_package():
+    """data and nets re-export the SAME functions of comp448.kspace (no second implementation)."""
+    import comp448.kspace as K
+    import comp448.data as D
+    import comp448.nets as N
+    for name in ("fft2c", "ifft2c", "cartesian_mask"):
+        assert getattr(D, name) is getattr(K, name) is getattr(N, name), name
+
+
 def test_cartesian_mask_properties():
     m = cartesian_mask((100, 30), acceleration=5, center_fraction=0.04, seed=3)
+    assert isinstance(m, torch.Tensor) and m.dtype == torch.float32
+    m = m.numpy()
     assert m.shape == (100, 30) and m[:, 0].sum() == 20 and m[48:52, 0].all()
     assert np.array_equal(m, cartesian_mask((100, 30), 5, 0.04, seed=3))
     assert not np.array_equal(m, cartesian_mask((100, 30), 5, 0.04, seed=4))
     # centre block larger than the budget: only the centre is kept
     m2 = cartesian_mask((40, 8), acceleration=8, center_fraction=0.5)
     assert m2[:, 0].sum() == 20 and m2[10:30, 0].all()
+    # a numpy Generator is drawn from (synth_mri passes its own), an int seeds a fresh one
+    assert np.array_equal(cartesian_mask((64, 4), seed=np.random.default_rng(7)), cartesian_mask((64, 4), seed=7))
 
 
 def test_mri_lesions_and_determinism():
@@ -73,7 +86,11 @@ def test_mri_lesions_and_determinism():
     (lambda: synth_mri(64, center_fraction=0), ValueError, "center_fraction"),
     (lambda: synth_mri(64, noise=-0.1), ValueError, "noise"),
     (lambda: cartesian_mask((32, 32), center_fraction=1.5), ValueError, "center_fraction"),
-    (lambda: cartesian_mask((32,), 4), TypeError, "shape"),
+    (lambda: cartesian_mask((32,), 4), ValueError, "shape"),
+    (lambda: cartesian_mask((32, 0), 4), ValueError, "shape"),
+    (lambda: cartesian_mask((32, 8.0), 4), TypeError, "shape"),
+    (lambda: cartesian_mask((32, 32), seed=-1), TypeError, "seed"),
+    (lambda: cartesian_mask((32, 32), seed=torch.Generator()), TypeError, "seed"),
 ])
 def test_errors(call, exc, word):
     with pytest.raises(exc, match=word):

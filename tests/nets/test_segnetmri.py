@@ -22,7 +22,7 @@ def to_np_complex(img):                    # (B, 2, H, W) tensor -> (B, H, W) co
 
 
 def mask_for(h, w, seed=0, acc=4.0):
-    return cartesian_mask((h, w), acceleration=acc, generator=torch.Generator().manual_seed(seed))
+    return cartesian_mask((h, w), acceleration=acc, seed=seed)
 
 
 # ---------------------------------------------------------------- k-space helpers
@@ -39,14 +39,14 @@ def test_fft2c_matches_numpy_and_is_unitary():
 
 
 def test_cartesian_mask_properties():
-    m = mask_for(32, 64, acc=4)
-    assert m.shape == (32, 64) and set(m.unique().tolist()) <= {0.0, 1.0}
-    assert (m == m[0]).all()                                   # whole columns
-    assert m[0].sum() == 16                                    # W / acceleration
+    m = mask_for(64, 32, acc=4)
+    assert m.shape == (64, 32) and set(m.unique().tolist()) <= {0.0, 1.0}
+    assert (m == m[:, :1]).all()                               # whole rows (phase-encoding lines ky)
+    assert m[:, 0].sum() == 16                                 # H / acceleration
     c = int(round(64 * 0.08))
-    assert m[0, 32 - c // 2: 32 - c // 2 + c].all()            # centre lines always sampled
-    torch.testing.assert_close(m, mask_for(32, 64, acc=4))    # reproducible with a generator
-    assert not torch.equal(m, mask_for(32, 64, seed=1, acc=4))
+    assert m[32 - c // 2: 32 - c // 2 + c, 0].all()            # centre lines (DC row H // 2) always sampled
+    torch.testing.assert_close(m, mask_for(64, 32, acc=4))    # reproducible with a seed
+    assert not torch.equal(m, mask_for(64, 32, seed=1, acc=4))
     assert cartesian_mask((4, 8), acceleration=1).all()
 
 
@@ -106,9 +106,9 @@ def test_data_consistency_real_image_with_symmetric_mask_is_exact():
     torch.manual_seed(4)
     H, W = 8, 8
     # centred layout, even size: index j holds frequency j - 4, its mirror -(j - 4) sits at (8 - j) % 8
-    cols = torch.zeros(W)
-    cols[[0, 1, 7, 3, 5, 4]] = 1
-    m = cols.expand(H, W).clone()
+    rows = torch.zeros(H)
+    rows[[0, 1, 7, 3, 5, 4]] = 1
+    m = rows[:, None].expand(H, W).clone()
     sym = m.numpy().astype(bool)
     mirror = (8 - np.arange(8)) % 8
     assert (sym == sym[mirror][:, mirror]).all()
