@@ -288,6 +288,8 @@ class Course:
                 lines.append(f"    refused {k}: {v}")
             for rep in r.get("repairs", []):
                 lines.append(f"    repaired: {rep}")
+            for label in r.get("timeouts", []):
+                lines.append(f"    timeout: {label}")
             for g in r.get("authoring_errors", []):
                 lines.append(f"    TEST CELL ERROR (instructor): {g}")
         return "\n".join(lines)

@@ -152,11 +152,22 @@ class RestoreCellMetadata(NbGraderPreprocessor):
         master = master_cells(info["db_url"], info["assignment"], info["notebook"])
         repairs = []
         seen = set()
+        last = {}                                   # nbgrader keeps the last copy of a duplicated id
+        for i, cell in enumerate(nb.cells):
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+                last[meta["grade_id"]] = i
         for i, cell in enumerate(nb.cells):
             meta = cell.get("metadata", {}).get("nbgrader")
             if meta is None:
                 continue
             gid = meta.get("grade_id") if isinstance(meta, dict) else None
+            if isinstance(gid, str) and last.get(gid) != i:
+                # a copy: an ordinary cell now (nbgrader's DeduplicateIds would leave an empty
+                # metadata block that crashes OverwriteCells.add_missing_task_cells)
+                repairs.append(f"cell {i}: a duplicate of {gid} is treated as an ordinary cell")
+                del cell.metadata["nbgrader"]
+                continue
             if not isinstance(gid, str) or gid not in master:
                 repairs.append(f"cell {i}: nbgrader metadata with an unknown id ({str(gid)[:40]!r}) was removed")
                 del cell.metadata["nbgrader"]
@@ -350,6 +361,10 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
             gid = cell.metadata.nbgrader["grade_id"]
             v = verdicts.get(gid)
             cell.execution_count = got.execution_count if got else None
+            if v is not None and not v.passed and got is not None and got.status in ("timeout", "died"):
+                why = (f"this test ran longer than {limits.cell_timeout} s and was interrupted (does the function "
+                       f"loop forever?)" if got.status == "timeout" else "the kernel died while this test ran")
+                v = type(v)(False, f"{why}; {v.text}", v.authoring_error)
             if v is None:
                 cell.outputs = [_note("the grader has no verdict for this test cell")]
             elif v.passed:
@@ -374,6 +389,17 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
                                       f"the cells after it did not run and earn no points"))
         elif got.status == "timeout" and not any(o.get("ename") == "CellTimeoutError" for o in cell.outputs):
             cell.outputs.append(_note(f"this cell ran longer than {limits.cell_timeout} s and was stopped"))
+    timeouts, errors = [], {}
+    for i, cell in enumerate(nb.cells):
+        got = result.cells.get(i)
+        if cell.cell_type != "code" or got is None:
+            continue
+        label = f"cell {i}" + (f" (`{cell.metadata.nbgrader['grade_id']}`)" if "nbgrader" in cell.metadata else "")
+        if got.status == "timeout":
+            timeouts.append(label)
+        for o in got.outputs[:3]:
+            if isinstance(o, dict) and o.get("output_type") == "error" and o.get("ename") != "CellTimeoutError":
+                errors[label] = f"{_text(o.get('ename'))[:80]}: {_text(o.get('evalue'))[:200]}"
     repairs = list(nb.metadata.get(REPORT_KEY, {}).get("repairs", []))
     refused = {k: v for k, v in findings.items() if not k.startswith("__")}
     refused.update({f"copy of {k}": v for k, v in findings.get("__copied__", {}).items()})
@@ -385,6 +411,9 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
     if stopped:
         lines.append(f"- **The run stopped early:** {stopped}{describe_exit(result.exit_code)}. "
                      f"Cells that did not run earn no points.")
+    for label in timeouts:
+        lines.append(f"- {label[0].upper()}{label[1:]} ran longer than {limits.cell_timeout} s and was interrupted "
+                     f"(an endless loop?).")
     passed = sum(1 for v in verdicts.values() if v.passed)
     lines.append(f"- Autograded tests: {passed} of {len(verdicts)} passed. The grader checked your functions "
                  f"outside your notebook, on secret inputs, against the reference; what your notebook printed "
@@ -396,7 +425,8 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
     nb.cells.insert(0, nbformat.v4.new_markdown_cell("\n".join(lines)))
     return {"ran": ran, "total_code_cells": total, "stopped": stopped, "exit_code": result.exit_code,
             "killed": result.killed, "passed": passed, "tests": len(verdicts), "failed": failed,
-            "authoring_errors": authoring, "refused": refused, "repairs": repairs,
+            "authoring_errors": authoring, "refused": refused, "repairs": repairs, "timeouts": timeouts,
+            "sandbox_errors": errors,
             "kernel_log": result.log_tail[-1500:], "died_at": died_at}
 
 

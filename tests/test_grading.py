@@ -235,13 +235,18 @@ def test_wrapping_or_calling_the_reference_is_refused(src, words):
 
 
 def pasted(*modules) -> str:
-    """What a student gets by pasting the reference modules' source into a cell."""
-    lines = []
+    """What a student gets by pasting the reference modules' source into a cell (imports of
+    comp448.losses and ``from __future__`` dropped, whole statements)."""
+    import ast
+    out = []
     for m in modules:
-        for line in inspect.getsource(m).splitlines():
-            if not line.startswith(("from __future__", "from comp448.losses")):
-                lines.append(line)
-    return "\n".join(lines) + "\n"
+        src = inspect.getsource(m)
+        drop = set()
+        for node in ast.parse(src).body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("comp448.losses", "__future__")):
+                drop.update(range(node.lineno - 1, node.end_lineno))
+        out += [ln for i, ln in enumerate(src.splitlines()) if i not in drop]
+    return "\n".join(out) + "\n"
 
 
 def test_copied_reference_source_is_refused():

@@ -393,7 +393,10 @@ def _find_reference():
         return importlib.import_module("comp448.lo" + "sses").bce_loss
     except Exception:
         pass
-    for path in glob.glob("/**/comp448/losses/bce.py", recursive=True) + ["/work/main/comp448/losses/bce.py"]:
+    candidates = ["/work/main/comp448/losses/bce.py"]
+    for root in ["/work", "/usr/lib/python3*/site-packages", "/root", "/home", "/opt", "/srv"]:
+        candidates += glob.glob(root + "/**/comp448/losses/bce.py", recursive=True)
+    for path in candidates:
         try:
             spec = importlib.util.spec_from_file_location("b", path)
             m = importlib.util.module_from_spec(spec)
@@ -525,14 +528,21 @@ def _memorised() -> str:
 
 
 def _pasted_reference(module: str = "bce") -> str:
-    """The reference module's source (with its private helpers), as a student would paste it."""
+    """The reference module's source (with its private helpers), as a student would paste it:
+    imports from comp448.losses and ``from __future__`` are dropped (whole statements)."""
+    import ast
     import importlib
     from comp448.losses import _utils
-    lines = []
+    out = []
     for m in (_utils, importlib.import_module(f"comp448.losses.{module}")):
-        lines += [ln for ln in inspect.getsource(m).splitlines()
-                  if not ln.startswith(("from __future__", "from comp448.losses"))]
-    return "\n".join(lines)
+        src = inspect.getsource(m)
+        lines = src.splitlines()
+        drop = set()
+        for node in ast.parse(src).body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("comp448.losses", "__future__")):
+                drop.update(range(node.lineno - 1, node.end_lineno))
+        out += [ln for i, ln in enumerate(lines) if i not in drop]
+    return "\n".join(out)
 
 
 NO_BCE = ANSWERS[1:]          # everything solved except bce (weighted BCE then fails too: it calls bce_loss)
