@@ -43,9 +43,11 @@ MEMORY_LIMIT_MB = 1536
 COURSE = ["01_fcn", "02_deconvnet", "03_unet", "04_challenges", "05_losses", "05b_loss_weighting_visualizer",
           "06_attentionboost", "07_multitask", "08_fouriernet", "09_reconstruction", "10_3d", "11_training"]
 
-# comp448 modules whose public names a notebook must not redefine
+# comp448 modules whose public names a notebook must not redefine: the course content. comp448.grading
+# is left out on purpose: it is the nbgrader test DSL, whose input generators have generic names
+# (``image``, ``rng``, ``loss_fn``) that a lecture may well use for its own helpers.
 PUBLIC_MODULES = ["comp448.losses", "comp448.targets", "comp448.metrics", "comp448.nets", "comp448.augment",
-                  "comp448.data", "comp448.train", "comp448.viz", "comp448.grading"]
+                  "comp448.data", "comp448.train", "comp448.viz"]
 
 _PROBE = """
 import json as _json, resource as _resource
