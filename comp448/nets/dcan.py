@@ -31,7 +31,8 @@ Output (logits, all ``(B, num_classes, H, W)``):
 the shallowest level (conv4_3), aux3 the deepest (conv6); ``out[task] = sum of its aux``.
 
 Width knobs ``base``, ``conv6_channels``, ``conv6_kernel``; ``DCAN(1, 1, base=4,
-conv6_channels=16, conv6_kernel=1)`` trains on a CPU in seconds.
+conv6_channels=16, conv6_kernel=1)`` trains on a CPU in seconds. Initialisation: He et al. 2015
+(``DCAN.reset_parameters``), since we train from scratch where the authors fine-tuned ImageNet VGG-16.
 """
 from __future__ import annotations
 
@@ -80,6 +81,24 @@ class DCAN(nn.Module):
         self.upsamplers = nn.ModuleDict({
             t: nn.ModuleList(_bilinear_upsampler(num_classes, s, s // 2, learnable_upsampling) for s in STRIDES)
             for t in TASKS})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """From-scratch initialisation (the authors started from ImageNet VGG-16 weights, which we do
+        not ship). He et al. 2015 (arXiv 1502.01852) for every conv followed by a ReLU: the VGG
+        encoder (``VGG16Encoder.reset_parameters``) and conv6, weights N(0, 2 / fan_in), biases 0.
+        The 1x1 classifiers feed no ReLU: N(0, 1 / fan_in) (He's gain for a linear layer), biases 0,
+        so each level's logits start at about the scale of its features. The transposed convs
+        keep their bilinear-interpolation initialisation."""
+        self.encoder.reset_parameters()
+        for m in self.conv6.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        for heads in self.classifiers.values():
+            for m in heads:
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         check_image(x, self.in_channels)

@@ -183,6 +183,15 @@ class VGG16Encoder(nn.Module):
     ``forward(x)`` returns a dict: ``"conv<k>"`` the last conv output of group k (before the
     pool, stride 2^(k-1)), ``"pool<k>"`` after the pool (stride 2^k), and with
     ``return_indices`` also ``"indices<k>"``.
+
+    Initialisation (``reset_parameters``): He et al., "Delving deep into rectifiers", ICCV 2015
+    (arXiv 1502.01852): every conv weight ~ N(0, 2 / fan_in) with fan_in = C_in * 3 * 3
+    (``kaiming_normal_(mode="fan_in", nonlinearity="relu")``), biases 0, BatchNorm at (1, 0). Each
+    conv + ReLU then keeps the mean square of the activations (He et al. Eq. 10), so a signal
+    reaches conv5_3 at its input scale. FCN, DeconvNet and DCAN all started from ImageNet VGG-16
+    weights, which comp448 does not ship (``load_torchvision_vgg16`` copies them in when you have
+    them); trained from scratch, PyTorch's default init (uniform, variance 1 / (3 fan_in)) shrinks
+    the signal about 6x per layer without BatchNorm and a narrow VGG hardly trains.
     """
 
     def __init__(self, in_channels: int = 3, base: int = 64, batch_norm: bool = False,
@@ -208,6 +217,17 @@ class VGG16Encoder(nn.Module):
             self.blocks.append(nn.Sequential(*layers))
         self.pools = nn.ModuleList(nn.MaxPool2d(2, 2, ceil_mode=ceil_mode, return_indices=return_indices)
                                    for _ in VGG16_GROUPS)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He initialisation (He et al. 2015, see the class docstring): conv weights
+        N(0, 2 / fan_in), biases 0; BatchNorm weight 1, bias 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         check_image(x, self.in_channels)

@@ -40,6 +40,37 @@ def test_parameter_count_at_defaults():
     assert count_parameters(m) - count_parameters(frozen) == 2 * 2 * 2 * (16 ** 2 + 32 ** 2 + 64 ** 2)
 
 
+def test_he_initialisation_from_scratch():
+    """Encoder and conv6 (followed by ReLU): N(0, 2/fan_in); classifiers: N(0, 1/fan_in); biases 0;
+    the upsamplers keep their bilinear kernels."""
+    from comp448.nets import bilinear_kernel
+    torch.manual_seed(0)
+    m = DCAN(3, 2, base=16, conv6_channels=64, conv6_kernel=3)
+    for c in [c for c in m.conv6 if isinstance(c, nn.Conv2d)]:
+        fan_in = c.in_channels * c.kernel_size[0] * c.kernel_size[1]
+        assert c.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.1) and not c.bias.any()
+    for heads in m.classifiers.values():
+        for c in heads:
+            assert c.weight.std().item() == pytest.approx((1 / c.in_channels) ** 0.5, rel=0.35) and not c.bias.any()
+    for ups in m.upsamplers.values():
+        for u in ups:
+            torch.testing.assert_close(u.weight.detach(), bilinear_kernel(2, u.kernel_size[0]))
+    enc_convs = [c for c in m.encoder.modules() if isinstance(c, nn.Conv2d)]
+    assert all(not c.bias.any() for c in enc_convs)
+
+
+def test_narrow_dcan_logits_start_at_order_one():
+    """With PyTorch's default init every level of a narrow DCAN started near a constant logit (the
+    signal died in the 13 VGG convs); with He init every level varies over the image at step 0."""
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = DCAN(3, 1, base=8, conv6_channels=32, conv6_kernel=1)
+        with torch.no_grad():
+            out = m(torch.randn(2, 3, 64, 64))
+        for k, v in out.items():
+            assert v.std().item() > 0.05, (seed, k, v.std().item())
+
+
 @pytest.mark.parametrize("level", [0, 1, 2])
 def test_levels_are_aligned_with_the_input(level):
     # Identity-like weights (base=1): an impulse at (i, i) comes out as a bilinear hat centred on
