@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._blocks import check_image, check_int, check_prob
+from ._blocks import check_image, check_int, check_prob, he_init
 from .fcn import VGG16Encoder, _bilinear_upsampler
 
 TASKS = ("object", "contour")
@@ -91,10 +91,7 @@ class DCAN(nn.Module):
         so each level's logits start at about the scale of its features. The transposed convs
         keep their bilinear-interpolation initialisation."""
         self.encoder.reset_parameters()
-        for m in self.conv6.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        he_init(self.conv6)
         for heads in self.classifiers.values():
             for m in heads:
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_tensor
-from ._blocks import check_image, check_int, check_prob
+from ._blocks import check_image, check_int, check_prob, he_init
 
 # (number of 3x3 convs, width multiplier of base) for the five VGG-16 groups
 VGG16_GROUPS = ((2, 1), (2, 2), (3, 4), (3, 8), (3, 8))
@@ -222,11 +222,9 @@ class VGG16Encoder(nn.Module):
     def reset_parameters(self) -> None:
         """He initialisation (He et al. 2015, see the class docstring): conv weights
         N(0, 2 / fan_in), biases 0; BatchNorm weight 1, bias 0."""
+        he_init(self)                          # kaiming_normal_(fan_in, relu), zero biases
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
