@@ -389,7 +389,7 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
                                       f"the cells after it did not run and earn no points"))
         elif got.status == "timeout" and not any(o.get("ename") == "CellTimeoutError" for o in cell.outputs):
             cell.outputs.append(_note(f"this cell ran longer than {limits.cell_timeout} s and was stopped"))
-    timeouts, errors = [], {}
+    timeouts, errors, truncated = [], {}, []
     for i, cell in enumerate(nb.cells):
         got = result.cells.get(i)
         if cell.cell_type != "code" or got is None:
@@ -397,6 +397,8 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
         label = f"cell {i}" + (f" (`{cell.metadata.nbgrader['grade_id']}`)" if "nbgrader" in cell.metadata else "")
         if got.status == "timeout":
             timeouts.append(label)
+        if got.truncated:
+            truncated.append(label)
         for o in got.outputs[:3]:
             if isinstance(o, dict) and o.get("output_type") == "error" and o.get("ename") != "CellTimeoutError":
                 errors[label] = f"{_text(o.get('ename'))[:80]}: {_text(o.get('evalue'))[:200]}"
@@ -414,6 +416,9 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
     for label in timeouts:
         lines.append(f"- {label[0].upper()}{label[1:]} ran longer than {limits.cell_timeout} s and was interrupted "
                      f"(an endless loop?).")
+    for label in truncated:
+        lines.append(f"- {label[0].upper()}{label[1:]} printed more than {limits.output_bytes_per_cell} bytes; "
+                     f"the rest was dropped.")
     passed = sum(1 for v in verdicts.values() if v.passed)
     lines.append(f"- Autograded tests: {passed} of {len(verdicts)} passed. The grader checked your functions "
                  f"outside your notebook, on secret inputs, against the reference; what your notebook printed "
@@ -425,7 +430,7 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
     nb.cells.insert(0, nbformat.v4.new_markdown_cell("\n".join(lines)))
     return {"ran": ran, "total_code_cells": total, "stopped": stopped, "exit_code": result.exit_code,
             "killed": result.killed, "passed": passed, "tests": len(verdicts), "failed": failed,
-            "authoring_errors": authoring, "refused": refused, "repairs": repairs, "timeouts": timeouts,
+            "authoring_errors": authoring, "refused": refused, "repairs": repairs, "timeouts": timeouts, "truncated": truncated,
             "sandbox_errors": errors,
             "kernel_log": result.log_tail[-1500:], "died_at": died_at}
 
