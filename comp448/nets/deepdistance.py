@@ -26,10 +26,24 @@ the extended model **56,450,435**):
   returned as **logits**: apply ``torch.sigmoid`` before an MSE to reproduce the authors' loss, or use
   a BCE on the logits.
 
-A ReLU output head whose pre-activations are all negative gets no gradient (a dead ReLU). At
-the full width this is unlikely; at CPU-sized widths (``base=4..8``) it happens at
-initialisation for some seeds, and the head then never learns. For small models use
-``distance_activation="none"`` (and clamp the prediction at 0).
+Initialisation and dead ReLU heads. A ReLU output head whose pre-activations are all <= 0 gets
+no gradient at all (a dead ReLU), and training never starts. With PyTorch's default init this
+happened to about half the heads of small models: the default weights (variance 1 / (3 fan_in))
+shrink the signal through the ~20 convs to almost 0, so a head's output is about its random bias,
+negative for half of the seeds. Hence (``DeepDistance.reset_parameters``):
+
+- every conv: He et al. 2015 ("Delving deep into rectifiers", arXiv 1502.01852), weights
+  N(0, 2 / fan_in), biases 0 (``_blocks.he_init``, as comp448's U-Net), so the features reach the
+  heads at order-1 scale and vary over the image;
+- the two distance heads' bias: ``DIST_BIAS = 0.1`` (> 0), about the image mean of the distance
+  targets (inner ~0.09, outer ~0.05 on ``synth_nuclei``), so every head starts alive wherever
+  ``w . f > -0.1`` and its first predictions are near the targets' mean. Measured: 0 dead heads in
+  180 (30 seeds x 3 small widths), against ~50% with the default init.
+
+The authors' Keras initialiser is not verified here. This prevents dead STARTS only: a ReLU head
+can still die during training when the mostly-zero targets push every output below 0 (seen when
+overfitting one image at lr 3e-3); ``distance_activation="none"`` gives the raw regression, which
+cannot die (clamp it at 0 when reading the map).
 
 Any input size ``>= 2**depth`` works: for odd sizes the nearest upsampling goes to the skip's
 exact size (for even sizes this is exactly the x2 of the paper). Width/depth knobs ``base``,
@@ -42,7 +56,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice
-from ._blocks import Decoder, Encoder, check_image, check_int, check_min_size, check_prob
+from ._blocks import Decoder, Encoder, check_image, check_int, check_min_size, check_prob, he_init
+
+DIST_BIAS = 0.1   # initial bias of the ReLU distance heads (> 0: no dead start, see the module docstring)
 
 
 class DeepDistance(nn.Module):
@@ -72,6 +88,14 @@ class DeepDistance(nn.Module):
         self.decoders = nn.ModuleDict({t: Decoder(base, depth, "same", "nearest", block_dropout=dropout)
                                        for t in tasks})
         self.heads = nn.ModuleDict({t: nn.Conv2d(base, seg_channels if t == "seg" else 1, 1) for t in tasks})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal convs with zero biases (He et al. 2015); the "inner"/"outer" heads' bias
+        ``DIST_BIAS`` = 0.1 so that their ReLU starts alive (module docstring). "seg" keeps bias 0."""
+        he_init(self)
+        for t in ("inner", "outer"):
+            nn.init.constant_(self.heads[t].bias, DIST_BIAS)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         check_image(x, self.in_channels)
