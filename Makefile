@@ -36,14 +36,16 @@ system:
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=. lectures/00_index.ipynb
 
+# Both cores: pytest-xdist runs two tests at a time, each single-threaded (notebook kernels,
+# sandboxed graders and training runs inherit OMP_NUM_THREADS=1), so neither oversubscribes.
 test: setup
-	$(PYTEST) -p no:cacheprovider tests
+	OMP_NUM_THREADS=1 $(PYTEST) -p no:cacheprovider -n 2 --durations=25 tests
 
 test-fast: setup
 	$(PYTEST) -p no:cacheprovider -m "not slow" -x -q tests
 
 test-slow: setup
-	$(PYTEST) -p no:cacheprovider -m slow tests
+	OMP_NUM_THREADS=1 $(PYTEST) -p no:cacheprovider -n 2 -m slow tests
 
 exercises: setup
 	$(BIN)/python tools/make_exercises.py
