@@ -170,13 +170,13 @@ def main(job_path: str) -> None:
             source = "".join(source) if isinstance(source, list) else str(source)
             result, status, seconds = run_cell(kc, km, source, job, deadline)
             if status == "hung":
-                kill_others(f"cell {index} ignored the interrupt after its {job['cell_timeout']} s timeout")
+                kill_others(f"cell {index + 1} ignored the interrupt after its {job['cell_timeout']} s timeout")
                 status, dead = "timeout", True
                 exit_code = _exit_code(km)
             elif status in ("died", "timeout") and not km.is_alive():
                 dead = True
                 if reason[0] == "finished":
-                    reason[0] = f"the kernel died in cell {index}"
+                    reason[0] = f"the kernel died in cell {index + 1}"
                 exit_code = _exit_code(km)
             forward_records()
             emit({"type": "cell", "index": index, "status": status, "execution_count": result.execution_count,

@@ -52,7 +52,7 @@ def configure(c, root, limits: dict | None = None) -> None:
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
                                         LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
-    from autograder.grade import RestoreCellMetadata, SandboxedExecute
+    from autograder.grade import RestoreCellMetadata, SandboxedExecute, locked
     root = str(Path(root).resolve())
     c.CourseDirectory.root = root
     c.CourseDirectory.course_id = COURSE_ID
@@ -62,10 +62,11 @@ def configure(c, root, limits: dict | None = None) -> None:
     c.OverwriteCells.add_missing_cells = True
     c.LimitOutput.max_lines = 500
     c.LimitOutput.max_traceback = 100
+    # the steps that use the gradebook run under the workers' lock (autograder.grade.locked)
     c.Autograde.sanitize_preprocessors = [ClearOutput, RestoreCellMetadata, DeduplicateIds,
-                                          OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+                                          locked(OverwriteKernelspec), locked(OverwriteCells), CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [SandboxedExecute, ClearMetadataPreprocessor, LimitOutput,
-                                           SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+                                           locked(SaveAutoGrades), locked(AssignLatePenalties), CheckCellMetadata]
     c.SandboxedExecute.course_root = root
     c.SandboxedExecute.limits = dict(settings(root).get("limits", {}), **(limits or {}))
 
@@ -175,6 +176,7 @@ class Course:
         c.FileNameCollectorPlugin.named_regexp = regex or DEFAULT_ZIP_REGEX
         c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".py", ".csv", ".txt", ".npy", ".npz", ".png"]
         app = ZipCollectApp(config=c)
+        app.initialize([assignment])              # as `nbgrader zip_collect ASSIGNMENT`
         app.coursedir.assignment_id = assignment
         app.start()
         return [f"zip_collect: {len(list((self.root / 'submitted').glob(f'*/{assignment}')))} students collected"]
@@ -198,7 +200,7 @@ class Course:
 
     def autograde(self, assignment: str, students: list[str] | None = None, workers: int | None = None,
                   limits: dict | None = None, progress: bool = True) -> list[dict]:
-        """Grade every student (in parallel workers); gradebook writes are serialised by a lock."""
+        """Grade every student in parallel workers; the steps that use the gradebook take a lock file."""
         self.ensure()
         students = students or self.students(assignment)
         workers = workers or settings(self.root).get("workers") or max(1, (os.cpu_count() or 2))
@@ -295,7 +297,8 @@ class Course:
         return "\n".join(lines)
 
 
-DEFAULT_ZIP_REGEX = r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?:[^/]*_)?(?P<file_id>[^/_]+\.[a-z]+)$"
+# "<student>_<file>" and Canvas' "<student>_<user id>_<submission id>_<file>" (also "_late_")
+DEFAULT_ZIP_REGEX = r".*/(?P<student_id>[^/_]+)_(?:late_)?(?:\d+_\d+_)?(?P<file_id>[^/]+)$"
 
 
 def _esc(s) -> str:
@@ -321,11 +324,16 @@ def _grade_one(root: str, assignment: str, student: str, limits: dict) -> dict:
     started = time.monotonic()
     key = (root, json.dumps(limits, sort_keys=True))
     try:
-        with grade.DB_LOCK:
-            if key not in _API:
-                _API[key] = course.api(limits)
-            result = _API[key].autograde(assignment, student, force=True, create=True)
-            if not result["success"]:
+        from nbgrader.utils import capture_log, temp_attrs
+        if key not in _API:
+            _API[key] = course.api(limits)
+        api = _API[key]
+        with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):  # as NbGraderAPI.autograde
+            app = grade.locked_autograde()(coursedir=api.coursedir, parent=api)
+            app.force, app.create_student = True, True
+            result = capture_log(app)
+        if not result["success"]:
+            with grade.DB_LOCK:
                 _zero_failed(course, assignment, student, result)
     except Exception as exc:  # noqa: BLE001 - one broken hand-in must not stop the class
         result = {"success": False, "error": f"{type(exc).__name__}: {exc}", "log": ""}
@@ -338,8 +346,14 @@ def _grade_one(root: str, assignment: str, student: str, limits: dict) -> dict:
 def _zero_failed(course: Course, assignment: str, student: str, result: dict) -> None:
     """nbgrader could not grade this hand-in at all: give 0 for every cell and say why."""
     from nbgrader.api import Gradebook
-    why = (result.get("error") or result.get("log") or "unknown error").strip().splitlines()
-    why = why[-1] if why else "unknown error"
+    text = f"{result.get('log') or ''}\n{result.get('error') or ''}"
+    if "No notebooks" in text or "No submitted file" in text:
+        why = "no notebook with the expected name was handed in"
+    elif "JSON" in text or "json" in text:
+        why = "the notebook file is not valid JSON (was it saved completely?)"
+    else:
+        lines = [ln.strip() for ln in text.splitlines() if "Error" in ln and "NbGraderException" not in ln]
+        why = lines[-1][:300] if lines else "unknown error (see the autograde log)"
     db_url = settings(course.root).get("db_url", f"sqlite:///{course.root}/gradebook.db")
     with Gradebook(db_url, COURSE_ID) as gb:
         gb.update_or_create_student(student)           # so that the export lists the student with 0

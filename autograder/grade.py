@@ -79,23 +79,46 @@ class FileLock:
         self.release()
 
 
-DB_LOCK: FileLock | None = None     # set by the worker that runs nbgrader for one student
+DB_LOCK: FileLock | None = None     # set by the worker process that runs nbgrader for one student
 
 
 @contextlib.contextmanager
-def _unlocked():
-    """Let other workers use the gradebook while this one runs a sandbox."""
-    held = DB_LOCK is not None and DB_LOCK.depth > 0
-    if held:
-        depth = DB_LOCK.depth
-        DB_LOCK.depth = 1
-        DB_LOCK.release()
+def db_lock():
+    """Hold the gradebook lock (if a worker set one) while touching the gradebook."""
+    lock = DB_LOCK
+    if lock is None:
+        yield
+        return
+    lock.acquire()
     try:
         yield
     finally:
-        if held:
-            DB_LOCK.acquire()
-            DB_LOCK.depth = depth
+        lock.release()
+
+
+def locked(cls):
+    """A subclass of an nbgrader preprocessor whose ``preprocess`` runs under ``db_lock``.
+
+    Only the steps that read or write the gradebook are serialised; the CPU work of the other
+    steps (and the sandbox) runs in parallel across workers. nbgrader's configuration of the base
+    class (e.g. ``OverwriteCells.add_missing_cells``) applies to the subclass.
+    """
+    def preprocess(self, nb, resources):
+        with db_lock():
+            return super(sub, self).preprocess(nb, resources)
+    sub = type(f"Locked{cls.__name__}", (cls,), {"preprocess": preprocess, "__doc__": cls.__doc__})
+    return sub
+
+
+def locked_autograde():
+    """nbgrader's Autograde converter with its gradebook set-up (``init_assignment``) under the lock."""
+    from nbgrader.converters import Autograde
+
+    class LockedAutograde(Autograde):
+        def init_assignment(self, assignment_id, student_id):
+            with db_lock():
+                return super().init_assignment(assignment_id, student_id)
+    return LockedAutograde
 
 
 # ----------------------------------------------------------------------------- master copies
@@ -149,7 +172,8 @@ class RestoreCellMetadata(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
-        master = master_cells(info["db_url"], info["assignment"], info["notebook"])
+        with db_lock():
+            master = master_cells(info["db_url"], info["assignment"], info["notebook"])
         repairs = []
         seen = set()
         last = {}                                   # nbgrader keeps the last copy of a duplicated id
@@ -222,7 +246,8 @@ class SandboxedExecute(NbGraderPreprocessor):
         info = resources["nbgrader"]
         assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
         root = Path(self.course_root or os.getcwd())
-        master = master_cells(info["db_url"], assignment, notebook)
+        with db_lock():
+            master = master_cells(info["db_url"], assignment, notebook)
         hidden = hidden_modules(master, root / "source" / assignment / f"{notebook}.ipynb")
         secret = (root / ".grading_secret").read_bytes()
         seed = secret_seed(secret, assignment, student, notebook)
@@ -234,12 +259,11 @@ class SandboxedExecute(NbGraderPreprocessor):
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         cache = Path(self.cache_dir) if self.cache_dir else _default_cache()
-        with _unlocked():
-            started = time.monotonic()
-            result = sandbox.run_notebook(nbformat.writes(to_run), files, seed=seed, hidden=hidden,
-                                          limits=limits, cache_root=cache)
-            verdicts, findings = verify(nb, master, result, seed, hidden)
-            elapsed = time.monotonic() - started
+        started = time.monotonic()
+        result = sandbox.run_notebook(nbformat.writes(to_run), files, seed=seed, hidden=hidden,
+                                      limits=limits, cache_root=cache)
+        verdicts, findings = verify(nb, master, result, seed, hidden)
+        elapsed = time.monotonic() - started
         report = merge(nb, master, result, verdicts, findings, limits)
         report.update(student=student, assignment=assignment, notebook=notebook, seconds=round(elapsed, 2),
                       hidden_modules=hidden)
@@ -304,7 +328,7 @@ def describe_exit(code) -> str:
             return f" (signal {signal.Signals(-code).name}: {_SIGNALS.get(-code, 'killed by a signal')})"
         except ValueError:
             return f" (signal {-code})"
-    return f" (exit code {code}: the notebook called os._exit or sys.exit in a thread)"
+    return f" (exit code {code}: the notebook ended its own process, e.g. with os._exit)"
 
 
 def _clean_outputs(outputs: list) -> list:
@@ -348,8 +372,6 @@ def _note(text: str):
 
 def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findings: dict, limits) -> dict:
     """Put sandbox outputs and the grader's verdicts into ``nb``; return the instructor's report."""
-    died_at = next((i for i, c in sorted(result.cells.items()) if c.status in ("died", "timeout")
-                    and result.cells.get(i + 1, None) is None), None)
     ran = sum(1 for c in result.cells.values() if c.status not in ("not_run",))
     total = sum(1 for c in nb.cells if c.cell_type == "code")
     stopped = result.reason if result.reason != "finished" else ""
@@ -394,7 +416,8 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
         got = result.cells.get(i)
         if cell.cell_type != "code" or got is None:
             continue
-        label = f"cell {i}" + (f" (`{cell.metadata.nbgrader['grade_id']}`)" if "nbgrader" in cell.metadata else "")
+        # 1-based position in the notebook as handed in (the report cell is inserted above later)
+        label = f"cell {i + 1}" + (f" (`{cell.metadata.nbgrader['grade_id']}`)" if "nbgrader" in cell.metadata else "")
         if got.status == "timeout":
             timeouts.append(label)
         if got.truncated:
@@ -432,7 +455,7 @@ def merge(nb, master: dict, result: sandbox.SandboxResult, verdicts: dict, findi
             "killed": result.killed, "passed": passed, "tests": len(verdicts), "failed": failed,
             "authoring_errors": authoring, "refused": refused, "repairs": repairs, "timeouts": timeouts, "truncated": truncated,
             "sandbox_errors": errors,
-            "kernel_log": result.log_tail[-1500:], "died_at": died_at}
+            "kernel_log": result.log_tail[-1500:]}
 
 
 def _write_report(root: Path, report: dict) -> None:

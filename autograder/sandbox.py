@@ -215,7 +215,10 @@ def build_command(job_dir: Path, staged: Path, real: Path, stubs: dict, limits: 
     prefixes = sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
                        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))})
     cmd = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-           "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "grading"]
+           "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "grading",
+           # /tmp first: binds below may live under /tmp (a CI clone, a venv), and a later
+           # tmpfs on /tmp would hide them.
+           "--size", str(64 << 20), "--tmpfs", "/tmp"]
     for d in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         cmd += ["--ro-bind-try", d, d]
     cmd += _etc_files(job_dir)
@@ -231,7 +234,6 @@ def build_command(job_dir: Path, staged: Path, real: Path, stubs: dict, limits: 
             "--ro-bind", str(RUNNER), "/opt/grader/runner.py",
             "--ro-bind", str(LAUNCHER), "/opt/grader/launcher.py",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(64 << 20), "--tmpfs", "/tmp",
             "--size", str(limits.scratch_mb << 20), "--tmpfs", "/scratch",
             "--size", str(64 << 20), "--tmpfs", "/dev/shm",
             "--chdir", "/scratch", "--clearenv",
@@ -347,10 +349,10 @@ def _parse(lines, stderr: bytes, wall: float, killed: bool, overflow: bool, limi
         kind = msg.get("type")
         if kind == "cell" and isinstance(msg.get("index"), int) and isinstance(msg.get("outputs"), list):
             status = msg.get("status") if msg.get("status") in ("ok", "error", "timeout", "died", "not_run") else "error"
-            ec = msg.get("execution_count")
+            ec, sec = msg.get("execution_count"), msg.get("seconds")
             cells[msg["index"]] = CellResult(msg["index"], status, msg["outputs"],
                                              ec if isinstance(ec, int) else None, bool(msg.get("truncated")),
-                                             float(msg.get("seconds", 0) or 0))
+                                             float(sec) if isinstance(sec, (int, float)) else 0.0)
         elif kind == "record" and isinstance(msg.get("line"), str):
             records.append(msg["line"])
         elif kind == "end":

@@ -1,6 +1,7 @@
 """A full round trip for every assignment, through the instructor's commands, in a temporary course.
 
-release -> two students (the solution: full autograded marks; the blank release: zero) ->
+release -> two students (the solution, collected from a folder: full autograded marks; the blank
+release, collected from an LMS zip: zero) ->
 autograde -> feedback HTML -> CSV export.
 """
 import csv
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -34,9 +36,12 @@ def cli(course: Path, *args) -> str:
 def test_round_trip(assignment, tmp_path):
     course, hand = tmp_path / "course", tmp_path / "handins"
     assert "released" in cli(course, "release", assignment)
-    for student, folder in (("alice", REPO / "solutions" / assignment), ("bob", course / "release" / assignment)):
-        shutil.copytree(folder, hand / student)
-    cli(course, "collect", assignment, "--from", str(hand))
+    shutil.copytree(REPO / "solutions" / assignment, hand / "alice")          # a folder per student
+    with zipfile.ZipFile(tmp_path / "lms.zip", "w") as z:                     # an LMS download
+        for nb in (course / "release" / assignment).glob("*.ipynb"):
+            z.write(nb, f"submissions/bob_4242_77_{nb.name}")
+    cli(course, "collect", assignment, "--from", str(hand), "--zip", str(tmp_path / "lms.zip"))
+    assert sorted(p.name for p in (course / "submitted").iterdir()) == ["alice", "bob"]
     out = cli(course, "autograde", assignment, "--workers", "2", "--cell-timeout", "60", "--quiet")
     assert "0 could not be graded" in out
     cli(course, "feedback", assignment)
