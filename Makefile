@@ -26,11 +26,12 @@ $(STAMP): requirements.txt pyproject.toml
 	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
-# Debian packages the tests use: Chromium (browser test) and bubblewrap (grading sandbox).
+# Debian packages the tests use: Chromium (browser test), bubblewrap (grading sandbox) and
+# PostgreSQL (a gradebook server for concurrent graders, tests/autograder/test_postgres_gradebook.py).
 system:
-	@if ! command -v chromium >/dev/null || ! command -v bwrap >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v bwrap >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium bubblewrap >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium bubblewrap postgresql >/dev/null; \
 	fi
 
 lab: setup
