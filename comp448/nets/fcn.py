@@ -310,6 +310,37 @@ class _FCN(nn.Module):
         fuse = fuse_scores(fuse, self.score_pool3(f["pool3"] * self.scale_pool3), self.upscore_pool4.weight, 9)
         return self._crop(self.upscore8(fuse), 31, size)       # (B, C, H, W)
 
+    @torch.no_grad()
+    def score_streams(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What each stream adds to the output logits (slide 5's three lines, on one input).
+
+        Every step after the score layers is linear (bias-free transposed convolutions, crops,
+        sums), so the output splits exactly into one full-size map per score layer:
+        ``"pool5"`` (``score_fr``, upsampled through every later step), ``"pool4"`` (FCN-16s/8s)
+        and ``"pool3"`` (FCN-8s). Each is ``(B, C, H, W)``; in eval mode (no dropout) their sum
+        equals ``forward(x)``. Computed by running the fusion with the other streams set to zero;
+        no gradients.
+        """
+        check_image(x, self.in_channels)
+        size = x.shape[-2:]
+        f = self.encoder(x)
+        score = self.score_fr(self.drop(torch.relu(self.fc7(self.drop(torch.relu(self.fc6(f["pool5"])))))))
+        if self.stride == 32:
+            return {"pool5": self._crop(self.upscore(score), 19, size)}
+        terms = {"pool5": score, "pool4": self.score_pool4(f["pool4"] * self.scale_pool4)}
+        if self.stride == 8:
+            terms["pool3"] = self.score_pool3(f["pool3"] * self.scale_pool3)
+        out = {}
+        for name in terms:                       # one stream on, the others zero
+            t = {k: v if k == name else torch.zeros_like(v) for k, v in terms.items()}
+            fuse = fuse_scores(t["pool5"], t["pool4"], self.upscore2.weight, 5)
+            if self.stride == 16:
+                out[name] = self._crop(self.upscore16(fuse), 27, size)
+            else:
+                fuse = fuse_scores(fuse, t["pool3"], self.upscore_pool4.weight, 9)
+                out[name] = self._crop(self.upscore8(fuse), 31, size)
+        return out
+
 
 class FCN32s(_FCN):
     """FCN-32s: ``score_fr`` upsampled x32 in one step (slide 5, solid line). See module docstring."""

@@ -407,3 +407,49 @@ def test_fcn_fusion_uses_fuse_scores(cls, monkeypatch):
 def test_fuse_scores_errors(args, err, match):
     with pytest.raises(err, match=match):
         fuse_scores(*args)
+
+
+# ------------------------------------------------------------------------------ score streams
+def _randomised(cls):
+    torch.manual_seed(1)
+    m = small(cls, dropout=0.0)
+    with torch.no_grad():
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            if hasattr(m, name):               # score layers start at zero: give them values
+                getattr(m, name).weight.normal_(0, 0.5)
+                getattr(m, name).bias.normal_(0, 0.5)
+    return m.eval()
+
+
+@pytest.mark.parametrize("cls", VARIANTS)
+def test_score_streams_sum_to_the_output(cls):
+    m = _randomised(cls)
+    x = torch.randn(2, 1, 37, 50)
+    streams = m.score_streams(x)
+    assert list(streams) == {FCN32s: ["pool5"], FCN16s: ["pool5", "pool4"],
+                             FCN8s: ["pool5", "pool4", "pool3"]}[cls]
+    with torch.no_grad():
+        out = m(x)
+    assert all(s.shape == out.shape for s in streams.values())
+    assert torch.allclose(sum(streams.values()), out, atol=1e-5)
+    assert all(s.abs().max() > 1e-3 for s in streams.values())
+
+
+@pytest.mark.parametrize("keep", ["pool5", "pool4", "pool3"])
+def test_score_streams_equal_the_net_with_the_other_score_layers_zeroed(keep):
+    """Oracle: forward() of a copy whose other score layers (weights and biases) are zero."""
+    m = _randomised(FCN8s)
+    x = torch.randn(1, 1, 40, 40)
+    expected_stream = m.score_streams(x)[keep]
+    layer = {"pool5": "score_fr", "pool4": "score_pool4", "pool3": "score_pool3"}
+    with torch.no_grad():
+        for name, lname in layer.items():
+            if name != keep:
+                getattr(m, lname).weight.zero_()
+                getattr(m, lname).bias.zero_()
+        assert torch.allclose(m(x), expected_stream, atol=1e-5)
+
+
+def test_score_streams_errors():
+    with pytest.raises(ValueError, match="x must have in_channels=1"):
+        small(FCN8s).score_streams(torch.randn(1, 3, 16, 16))
