@@ -8,9 +8,7 @@ went wrong, and no submission may touch the course folder, the gradebook or othe
 """
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,18 +22,11 @@ sys.path.insert(0, str(Path(__file__).parent / "submissions"))
 
 from autograder.sandbox import bwrap_available  # noqa: E402
 from corpus import POINTS, build, corpus  # noqa: E402
+from _cli import cli  # noqa: E402
 LIMITS = ["--workers", "2", "--cell-timeout", "8", "--total-timeout", "100", "--memory-mb", "2048",
           "--max-procs", "40", "--quiet"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap (bwrap)")]
-
-
-def cli(course: Path, *args, timeout=900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    out = subprocess.run([sys.executable, "-m", "autograder", "--course", str(course), *args], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"{args}: {out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out
 
 
 def digest(folder: Path) -> dict:

@@ -20,6 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from _cli import cli  # noqa: E402
 from autograder.sandbox import bwrap_available  # noqa: E402
 
 ASSIGNMENT = "ps3_losses"
@@ -65,14 +66,6 @@ def postgres():
         shutil.rmtree(top, ignore_errors=True)
 
 
-def cli(course: Path, *args) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    out = subprocess.run([sys.executable, "-m", "autograder", "--course", str(course), *args], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"{args}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not bwrap_available(), reason="needs bubblewrap (bwrap)")
 def test_autograde_into_postgresql(postgres, tmp_path):
@@ -85,7 +78,7 @@ def test_autograde_into_postgresql(postgres, tmp_path):
         src = REPO / "solutions" / ASSIGNMENT if i % 2 == 0 else course / "release" / ASSIGNMENT
         shutil.copytree(src, hand / student)
     cli(course, "collect", ASSIGNMENT, "--from", str(hand))
-    out = cli(course, "autograde", ASSIGNMENT, "--cell-timeout", "60", "--quiet")
+    out = cli(course, "autograde", ASSIGNMENT, "--cell-timeout", "60", "--quiet").stdout
     assert "0 could not be graded" in out
     cli(course, "export", str(tmp_path / "grades.csv"))
 
