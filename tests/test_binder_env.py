@@ -108,6 +108,19 @@ def test_postbuild_disables_instructor_extensions_only():
     assert "validate" not in text.replace("Validate button", ""), "validate-assignment must stay enabled"
 
 
+def test_start_caps_threads_and_hands_over():
+    """binder/start (run at every launch) caps torch's threads unless set, then execs the server."""
+    path = BINDER / "start"
+    assert os.access(path, os.X_OK), "binder/start must be executable"
+    lines = [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.strip().startswith("#")]
+    assert lines[-1] == 'exec "$@"', "binder/start must end with exec \"$@\""
+    run = lambda env: subprocess.run([str(path), "bash", "-c", "echo $OMP_NUM_THREADS $MKL_NUM_THREADS"],
+                                     capture_output=True, text=True, env=env, timeout=30).stdout.split()
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    assert run(base) == ["2", "2"]
+    assert run(dict(base, OMP_NUM_THREADS="1")) == ["1", "2"]          # an explicit setting wins
+
+
 # ----------------------------------------------------------------------------- slow: a clean environment
 
 def _clean_env(venv: Path, home: Path) -> dict:
