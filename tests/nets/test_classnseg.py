@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from comp448.nets import ClassNSeg, activation_loss, count_parameters
+from ._overfit import assert_overfits
 
 
 def _conv_bn(c_in, c_out):          # conv3x3 with bias + BN(weight, bias)
@@ -118,19 +119,12 @@ def test_small_version_overfits_one_batch():
     x = F.interpolate(torch.randn(2, 3, 4, 4), size=(16, 16), mode="bilinear", align_corners=False)
     y = torch.tensor([0, 1])
     mask = (x[:, 0] > 0).long()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    first = None
-    for _ in range(300):
-        opt.zero_grad()
+
+    def loss():
         out = m(x, y)
-        loss = activation_loss(out["activation"], y) + F.cross_entropy(out["seg"], mask) \
+        return activation_loss(out["activation"], y) + F.cross_entropy(out["seg"], mask) \
             + F.mse_loss(out["recon"], torch.tanh(x))
-        loss.backward()
-        opt.step()
-        first = loss.item() if first is None else first
-        if loss.item() <= 0.1 * first:
-            break
-    assert loss.item() <= 0.1 * first
+    assert_overfits(m, loss)
 
 
 def test_activation_loss_hand_computed():

@@ -13,27 +13,13 @@ from torch import nn
 
 from comp448.nets import FCN8s, FCN16s, FCN32s, VGG16Encoder, bilinear_kernel, count_parameters, \
     load_torchvision_vgg16
+from ._overfit import overfit
 
 VARIANTS = (FCN32s, FCN16s, FCN8s)
 
 
 def small(cls, **kw):
     return cls(1, 2, base=4, fc_channels=16, **kw)
-
-
-def overfit(model, x, loss_fn, steps=300, lr=1e-2):
-    torch.manual_seed(0)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    first = None
-    for step in range(steps):
-        opt.zero_grad()
-        loss = loss_fn(model(x))
-        loss.backward()
-        opt.step()
-        first = loss.item() if first is None else first
-        if loss.item() <= 0.1 * first:
-            break
-    return first, loss.item()
 
 
 def disk(n=32):
@@ -185,7 +171,7 @@ def test_small_fcn_overfits_one_batch(cls):
     m = small(cls, dropout=0.0)
     x = torch.rand(1, 1, 32, 32) + disk()[None, None].float()
     target = disk()[None]
-    first, last = overfit(m, x, lambda out: F.cross_entropy(out, target), steps=300, lr=1e-2)
+    first, last = overfit(m, lambda: F.cross_entropy(m(x), target), seed=0)
     assert last <= 0.1 * first, (first, last)
 
 

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from comp448.nets import FourierNet, UNet, count_parameters
+from ._overfit import assert_overfits
 
 
 def small(**kw):
@@ -69,19 +70,12 @@ def test_small_fouriernet_overfits_one_batch():
     target = (((yy - 14) ** 2 + (xx - 17) ** 2) < 60).long()[None]
     x = torch.rand(1, 1, 32, 32) + target[:, None].float()
     amps = torch.tensor([[[0.9, 0.3, 0.2, 0.1, 0.05]]])      # (B, K, N), already normalised
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(300):
-        opt.zero_grad()
+
+    def loss():
         out = m(x)
-        loss = F.cross_entropy(out["stage1"], target) + F.cross_entropy(out["seg"], target) \
+        return F.cross_entropy(out["stage1"], target) + F.cross_entropy(out["seg"], target) \
             + F.mse_loss(out["amplitudes"], amps)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if losses[-1] <= 0.1 * losses[0]:
-            break
-    assert losses[-1] <= 0.1 * losses[0], (losses[0], losses[-1])
+    assert_overfits(m, loss)
 
 
 def test_errors():

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from comp448.nets import VNET_CONVS, VNet, count_parameters
+from ._overfit import assert_overfits
 
 
 def expected_params(c_in, n_cls, base, left, right):
@@ -83,17 +84,7 @@ def test_small_version_overfits_one_batch():
     g = torch.stack(torch.meshgrid(*[torch.arange(16.0)] * 3, indexing="ij"))
     labels = (((g - 7.5) ** 2).sum(0) < 30).long()[None]
     x = labels[:, None].float() + 0.5 * torch.randn(1, 1, 16, 16, 16)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    first = None
-    for _ in range(200):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), labels)
-        loss.backward()
-        opt.step()
-        first = loss.item() if first is None else first
-        if loss.item() <= 0.1 * first:
-            break
-    assert loss.item() <= 0.1 * first
+    assert_overfits(net, lambda: F.cross_entropy(net(x), labels), steps=200, lr=1e-3)
 
 
 def test_size_not_divisible_names_input_and_nearest_sizes():
