@@ -56,7 +56,6 @@ import types
 import contextlib
 import copy
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import torch
@@ -907,7 +906,7 @@ def _direct(key, name, reference, cases, grad, rtol, atol, forbid, ns) -> None:
                                f"implementation; the reference is not available when your notebook is graded.")
         _raise_if_different(name, ref_name, reference, case, got, expected, exp_grad, grad, rtol, atol)
     print(f"✓ {name} matches {reference if isinstance(reference, Gradient) else ref_name} "
-          f"on {len(generated)} input{'s' * (len(generated) != 1)}" + (f" (values and gradient)" if grad else ""))
+          f"on {len(generated)} input{'s' * (len(generated) != 1)}" + (" (values and gradient)" if grad else ""))
 
 
 def _reference_grad(reference, case: Case, grad: str, expected: torch.Tensor, seed: str) -> torch.Tensor:
@@ -959,11 +958,24 @@ class VerifyContext:
     copies: dict             # student function name -> why it is refused (static analysis)
     checks: list = dataclasses.field(default_factory=list)
 
-    def check(self, key, name, reference, cases, grad, rtol, atol, forbid) -> None:
+    def _refuse_copy(self, name) -> None:
+        """Count the check, and refuse a function that static analysis found copied from the reference."""
         self.checks.append(name)
-        ref_name = _reference_name(reference)
         if name in self.copies:
             raise GradingError(f"{name} is refused: {self.copies[name]}.")
+
+    def _recorded(self, key, name) -> list:
+        """What the student's notebook recorded for this test (it did not run: a clear error)."""
+        observed = self.records.get(key)
+        if observed is None:
+            raise GradingError(f"this test did not run in your notebook, so {name} could not be "
+                               f"checked (a cell before it stopped the kernel, ran out of time, or the "
+                               f"test cell was changed)")
+        return observed
+
+    def check(self, key, name, reference, cases, grad, rtol, atol, forbid) -> None:
+        self._refuse_copy(name)
+        ref_name = _reference_name(reference)
         used = self.copies.get("__used__", self.copies.get("__names__", {}))
         for path in forbid:
             leaf = path.rsplit(".", 1)[-1]
@@ -973,12 +985,8 @@ class VerifyContext:
         for ref_fn, why in self.copies.get("__copied__", {}).items():
             if ref_fn == ref_name or ref_fn.startswith(ref_name + "."):
                 raise GradingError(f"{name} is refused: your notebook contains {why}.")
-        observed = self.records.get(key)
+        observed = self._recorded(key, name)
         generated = cases.generate(self.seed)
-        if observed is None:
-            raise GradingError(f"this test did not run in your notebook, so {name} could not be "
-                               f"checked (a cell before it stopped the kernel, ran out of time, or the "
-                               f"test cell was changed)")
         for case in generated:
             got = observed[case.index] if case.index < len(observed) else None
             if got is None:
@@ -1786,14 +1794,8 @@ def check_invariants(name: str, invariants, cases: Cases, *, reference: str | No
 
 def _verify_invariants(self, key, name, invariants, cases, reference) -> None:
     """VerifyContext.check_invariants: decide the invariants from the recorded outputs."""
-    self.checks.append(name)
-    if name in self.copies:
-        raise GradingError(f"{name} is refused: {self.copies[name]}.")
-    observed = self.records.get(key)
-    if observed is None:
-        raise GradingError(f"this test did not run in your notebook, so {name} could not be "
-                           f"checked (a cell before it stopped the kernel, ran out of time, or the "
-                           f"test cell was changed)")
+    self._refuse_copy(name)
+    observed = self._recorded(key, name)
     generated = cases.generate(self.seed)
     for case in generated:
         got = observed[case.index] if case.index < len(observed) else None
@@ -2142,14 +2144,8 @@ def check_score(name: str, score: Score, cases: Cases, *, namespace: dict | None
 
 def _verify_score(self, key, name, score, cases) -> None:
     """VerifyContext.check_score: the Dice of the recorded predictions, computed here."""
-    self.checks.append(name)
-    if name in self.copies:
-        raise GradingError(f"{name} is refused: {self.copies[name]}.")
-    observed = self.records.get(key)
-    if observed is None:
-        raise GradingError(f"this test did not run in your notebook, so {name} could not be "
-                           f"checked (a cell before it stopped the kernel, ran out of time, or the "
-                           f"test cell was changed)")
+    self._refuse_copy(name)
+    observed = self._recorded(key, name)
     generated = cases.generate(self.seed)
     got = [observed[c.index] if c.index < len(observed) else None for c in generated]
     mean, n = _score_cases(name, score, generated, got)
