@@ -9,7 +9,6 @@ be raised again from inside (hard limits). Heavy modules are imported before the
 where a memory cgroup is available the autograder sets one too (autograder/sandbox.py).
 """
 import argparse
-import os
 import resource
 import sys
 

@@ -46,6 +46,11 @@ def settings(root: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def db_url(root) -> str:
+    """The gradebook: ``grading.json``'s ``db_url``, else ``<course>/gradebook.db`` (SQLite)."""
+    return settings(root).get("db_url", f"sqlite:///{Path(root).resolve()}/gradebook.db")
+
+
 def configure(c, root, limits: dict | None = None) -> None:
     """nbgrader configuration of a comp448 course (used by nbgrader_config.py and by our commands)."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
@@ -56,7 +61,7 @@ def configure(c, root, limits: dict | None = None) -> None:
     root = str(Path(root).resolve())
     c.CourseDirectory.root = root
     c.CourseDirectory.course_id = COURSE_ID
-    c.CourseDirectory.db_url = settings(root).get("db_url", f"sqlite:///{root}/gradebook.db")
+    c.CourseDirectory.db_url = db_url(root)
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
     c.OverwriteCells.add_missing_cells = True
@@ -252,11 +257,10 @@ class Course:
         ``needs_manual_grade`` flags rows that still wait for the instructor (the derivations).
         """
         from nbgrader.api import Gradebook, MissingEntry
-        db_url = settings(self.root).get("db_url", f"sqlite:///{self.root}/gradebook.db")
         fields = ["assignment", "student_id", "timestamp", "score", "max_score", "code_score",
                   "max_code_score", "needs_manual_grade"]
         rows = []
-        with Gradebook(db_url, COURSE_ID) as gb:
+        with Gradebook(db_url(self.root), COURSE_ID) as gb:
             for a in gb.assignments:
                 for s in gb.students:
                     row = {"assignment": a.name, "student_id": s.id, "timestamp": "", "score": 0.0,
@@ -354,8 +358,7 @@ def _zero_failed(course: Course, assignment: str, student: str, result: dict) ->
     else:
         lines = [ln.strip() for ln in text.splitlines() if "Error" in ln and "NbGraderException" not in ln]
         why = lines[-1][:300] if lines else "unknown error (see the autograde log)"
-    db_url = settings(course.root).get("db_url", f"sqlite:///{course.root}/gradebook.db")
-    with Gradebook(db_url, COURSE_ID) as gb:
+    with Gradebook(db_url(course.root), COURSE_ID) as gb:
         gb.update_or_create_student(student)           # so that the export lists the student with 0
         sub = gb.update_or_create_submission(assignment, student)
         for nb in sub.notebooks:

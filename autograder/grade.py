@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
@@ -37,8 +38,7 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbgrader import utils
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict, Unicode
 
@@ -110,6 +110,7 @@ def locked(cls):
     return sub
 
 
+@functools.cache
 def locked_autograde():
     """nbgrader's Autograde converter with its gradebook set-up (``init_assignment``) under the lock."""
     from nbgrader.converters import Autograde

@@ -293,22 +293,34 @@ class _FCN(nn.Module):
     def _crop(x: torch.Tensor, offset: int, size) -> torch.Tensor:
         return x[..., offset:offset + size[0], offset:offset + size[1]]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(x, self.in_channels)
-        size = x.shape[-2:]                                   # (H, W)
+    def _score_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The score layers' outputs, before any upsampling: ``"pool5"`` (``score_fr``), and
+        ``"pool4"`` / ``"pool3"`` where the variant has those skips."""
         f = self.encoder(x)                                   # pool_k: (B, ., ~(H+198)/2^k, ...)
         h = self.drop(torch.relu(self.fc6(f["pool5"])))       # (B, fc, h32, w32), h32 = pool5 - 6
         h = self.drop(torch.relu(self.fc7(h)))                # (B, fc, h32, w32)
-        score = self.score_fr(h)                              # (B, C, h32, w32)
+        scores = {"pool5": self.score_fr(h)}                  # (B, C, h32, w32)
+        if self.stride <= 16:
+            scores["pool4"] = self.score_pool4(f["pool4"] * self.scale_pool4)
+        if self.stride == 8:
+            scores["pool3"] = self.score_pool3(f["pool3"] * self.scale_pool3)
+        return scores
+
+    def _fuse_and_upsample(self, scores: dict[str, torch.Tensor], size) -> torch.Tensor:
+        """Skip fusion and upsampling to ``size``: linear in ``scores`` (no bias after the score layers)."""
         if self.stride == 32:
-            return self._crop(self.upscore(score), 19, size)  # (B, C, H, W)
+            return self._crop(self.upscore(scores["pool5"]), 19, size)   # (B, C, H, W)
         # upscore2 (k4, s2, no bias) then + score_pool4 cropped at 5: (B, C, 2*h32+2, .)
-        fuse = fuse_scores(score, self.score_pool4(f["pool4"] * self.scale_pool4), self.upscore2.weight, 5)
+        fuse = fuse_scores(scores["pool5"], scores["pool4"], self.upscore2.weight, 5)
         if self.stride == 16:
             return self._crop(self.upscore16(fuse), 27, size)  # (B, C, H, W)
         # upscore_pool4 (k4, s2) then + score_pool3 cropped at 9: stride 8
-        fuse = fuse_scores(fuse, self.score_pool3(f["pool3"] * self.scale_pool3), self.upscore_pool4.weight, 9)
+        fuse = fuse_scores(fuse, scores["pool3"], self.upscore_pool4.weight, 9)
         return self._crop(self.upscore8(fuse), 31, size)       # (B, C, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.in_channels)
+        return self._fuse_and_upsample(self._score_maps(x), x.shape[-2:])
 
     @torch.no_grad()
     def score_streams(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -322,24 +334,10 @@ class _FCN(nn.Module):
         no gradients.
         """
         check_image(x, self.in_channels)
-        size = x.shape[-2:]
-        f = self.encoder(x)
-        score = self.score_fr(self.drop(torch.relu(self.fc7(self.drop(torch.relu(self.fc6(f["pool5"])))))))
-        if self.stride == 32:
-            return {"pool5": self._crop(self.upscore(score), 19, size)}
-        terms = {"pool5": score, "pool4": self.score_pool4(f["pool4"] * self.scale_pool4)}
-        if self.stride == 8:
-            terms["pool3"] = self.score_pool3(f["pool3"] * self.scale_pool3)
-        out = {}
-        for name in terms:                       # one stream on, the others zero
-            t = {k: v if k == name else torch.zeros_like(v) for k, v in terms.items()}
-            fuse = fuse_scores(t["pool5"], t["pool4"], self.upscore2.weight, 5)
-            if self.stride == 16:
-                out[name] = self._crop(self.upscore16(fuse), 27, size)
-            else:
-                fuse = fuse_scores(fuse, t["pool3"], self.upscore_pool4.weight, 9)
-                out[name] = self._crop(self.upscore8(fuse), 31, size)
-        return out
+        scores = self._score_maps(x)
+        return {name: self._fuse_and_upsample({k: v if k == name else torch.zeros_like(v)
+                                               for k, v in scores.items()}, x.shape[-2:])
+                for name in scores}
 
 
 class FCN32s(_FCN):
